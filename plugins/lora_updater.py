@@ -1,0 +1,158 @@
+"""Inner updater ``lora``: LoRA fine-tuning on a self-edit's training texts, with peft.
+
+The adapter layers are injected into the student once per run (``peft.inject_adapter_in_model``,
+in place: the model object stays the same, nothing is copied). Their initial values are kept, and
+:meth:`LoraUpdater.reset` writes them back, so every self-edit starts from the same adapter
+initialisation. LoRA's B matrices start at zero, so after a reset the student computes exactly
+what the base model computes. Nothing is written to disk per edit.
+
+Departure from the SEAL reference code: it builds a fresh peft model and a fresh transformers
+Trainer per self-edit with batch size 1; here the texts of one edit are batched
+(``batch_size``) and one AdamW loop runs on the adapter parameters only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+import torch
+
+from seal_core import InnerUpdater, hookimpl
+from seal_core.errors import EditRejected
+from seal_core.types import LoadedModel
+
+log = structlog.get_logger(__name__)
+
+ADAPTER = "seal_inner"
+
+
+class NonFiniteLoss(EditRejected):
+    """Training on a self-edit produced a NaN or infinite loss."""
+
+
+@dataclass
+class LoraOptions:
+    r: int = 32  # LoRA rank (the paper: 32)
+    alpha: float = 64.0  # scaling numerator: the update is (alpha / r) * B @ A (the paper: 64)
+    dropout: float = 0.0  # dropout on the adapter input; 0 keeps training deterministic
+    learning_rate: float = 1e-3  # AdamW (the paper: 1e-3)
+    epochs: int = 10  # passes over the edit's texts (the paper: 10)
+    batch_size: int = 8  # texts per optimizer step (the reference code uses 1)
+    max_length: int = 256  # tokens per training text; longer texts are truncated
+    weight_decay: float = 0.0
+    target_modules: list[str] = field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    )
+    autocast_bf16: bool = False  # bf16 autocast for the base matmuls (fast on AMX CPUs and GPUs)
+
+    def __post_init__(self) -> None:
+        checks = {
+            "r": self.r >= 1,
+            "alpha": self.alpha > 0,
+            "dropout": 0 <= self.dropout < 1,
+            "learning_rate": self.learning_rate > 0,
+            "epochs": self.epochs >= 1,
+            "batch_size": self.batch_size >= 1,
+            "max_length": self.max_length >= 8,
+            "target_modules": bool(self.target_modules),
+        }
+        bad = [k for k, ok in checks.items() if not ok]
+        if bad:
+            raise ValueError(f"{', '.join(bad)} out of range (r, epochs, batch_size >= 1; alpha, learning_rate > 0; 0 <= dropout < 1; max_length >= 8)")
+
+
+def tokenize_texts(tokenizer: Any, texts: list[str], max_length: int, device: Any) -> dict[str, torch.Tensor]:
+    """Right-padded causal-LM batch; labels are -100 on padding. EOS ends every text."""
+    eos = tokenizer.eos_token or ""
+    enc = tokenizer([t + eos for t in texts], padding=True, truncation=True, max_length=max_length,
+                    return_tensors="pt", add_special_tokens=False)
+    labels = enc["input_ids"].masked_fill(enc["attention_mask"] == 0, -100)
+    return {"input_ids": enc["input_ids"].to(device), "attention_mask": enc["attention_mask"].to(device),
+            "labels": labels.to(device)}
+
+
+class LoraUpdater(InnerUpdater):
+    """θ' = θ + LoRA trained on the texts; :meth:`reset` zeroes the update again."""
+
+    name = "lora"
+    Options = LoraOptions
+
+    def _initial(self, student: LoadedModel) -> dict[str, torch.Tensor]:
+        """Inject the adapters on first use; return their initial values.
+
+        The record lives on the model object, so a second updater instance (or a configured
+        copy) finds the adapters already there instead of nesting new ones inside them.
+        """
+        model = student.model
+        opts = self.options
+        signature = (opts.r, opts.alpha, opts.dropout, tuple(opts.target_modules))
+        record = getattr(model, "_seal_lora", None)
+        if record is not None:
+            if record[0] != signature:
+                raise RuntimeError(f"{student.spec} already carries inner LoRA adapters {record[0]}, not {signature}")
+            return record[1]
+        from peft import LoraConfig, inject_adapter_in_model
+
+        config = LoraConfig(r=opts.r, lora_alpha=opts.alpha, lora_dropout=opts.dropout,
+                            target_modules=list(opts.target_modules), bias="none")
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)  # the same adapter initialisation in every run
+            inject_adapter_in_model(config, model, adapter_name=ADAPTER)
+        for pname, param in model.named_parameters():
+            param.requires_grad_("lora_" in pname)
+        initial = {n: p.detach().clone() for n, p in model.named_parameters() if "lora_" in n}
+        if not initial:
+            raise ValueError(f"inner.target_modules {opts.target_modules} match no layer of {student.spec}")
+        model._seal_lora = (signature, initial)
+        log.info("lora adapters injected", model=student.spec, r=opts.r, tensors=len(initial),
+                 parameters=sum(t.numel() for t in initial.values()))
+        return initial
+
+    def _adapter_params(self, student: LoadedModel) -> list[torch.nn.Parameter]:
+        names = self._initial(student)
+        return [p for n, p in student.model.named_parameters() if n in names]
+
+    def adapt(self, student: LoadedModel, texts: list[str]) -> LoadedModel:
+        opts = self.options
+        self._initial(student)
+        if not texts:
+            return student
+        model = student.model
+        params = self._adapter_params(student)
+        optimizer = torch.optim.AdamW(params, lr=opts.learning_rate, weight_decay=opts.weight_decay)
+        device = student.device
+        autocast = (torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+                    if opts.autocast_bf16 else contextlib.nullcontext())
+        model.train()
+        try:
+            for _ in range(opts.epochs):
+                order = torch.randperm(len(texts)).tolist()
+                for start in range(0, len(order), opts.batch_size):
+                    batch = tokenize_texts(student.tokenizer, [texts[i] for i in order[start:start + opts.batch_size]],
+                                           opts.max_length, device)
+                    with autocast:
+                        loss = model(**batch).loss
+                    if not math.isfinite(loss.item()):
+                        raise NonFiniteLoss(f"inner-loop loss became {loss.item()}")
+                    loss.backward()
+                    optimizer.step()
+                    optimizer.zero_grad(set_to_none=True)
+        finally:
+            model.eval()
+        return student
+
+    @torch.no_grad()
+    def reset(self, student: LoadedModel) -> None:
+        initial = self._initial(student)
+        for name, param in student.model.named_parameters():
+            if name in initial:
+                param.copy_(initial[name])
+
+
+@hookimpl
+def seal_register_inner_updaters(register):
+    register(LoraUpdater())

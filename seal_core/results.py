@@ -1,0 +1,76 @@
+"""results.md and plot.png from the metrics lines of a run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from seal_core.runstore import atomic_write_text
+
+COLUMNS = [
+    ("round", "round"),
+    ("eval_base", "eval base"),
+    ("eval_adapted", "eval adapted"),
+    ("eval_adapted_f1", "adapted F1"),
+    ("train_reward_mean", "train reward"),
+    ("train_score_after_mean", "train adapted"),
+    ("n_kept", "kept edits"),
+    ("seconds", "seconds"),
+]
+
+
+def _cell(value: Any, key: str = "") -> str:
+    if value is None:
+        return "-"
+    if key == "seconds":
+        return f"{value:.0f}"
+    if isinstance(value, float):
+        return f"{value:.0f}" if abs(value) >= 100 else f"{value:.3f}"
+    return str(value)
+
+
+def results_table(metrics: list[dict[str, Any]]) -> str:
+    """A Markdown table, one row per round."""
+    head = "| " + " | ".join(title for _, title in COLUMNS) + " |"
+    rule = "|" + "|".join("---:" for _ in COLUMNS) + "|"
+    rows = ["| " + " | ".join(_cell(m.get(key), key) for key, _ in COLUMNS) + " |" for m in metrics]
+    return "\n".join([head, rule, *rows])
+
+
+def write_results(run_dir: Path, metrics: list[dict[str, Any]], title: str) -> str:
+    """Write results.md and plot.png; return the table."""
+    table = results_table(metrics)
+    text = (
+        f"# {title}\n\n{table}\n\n"
+        "eval base: held-out score of the student without adaptation. eval adapted: after "
+        "training on a greedy self-edit of the current policy. train reward: mean improvement "
+        "of the sampled self-edits over the student (what the RL algorithm learns from). "
+        "Round 0 is before any RL update.\n\n![eval scores per round](plot.png)\n"
+    )
+    atomic_write_text(run_dir / "results.md", text)
+    write_plot(run_dir / "plot.png", metrics, title)
+    return table
+
+
+def write_plot(path: Path, metrics: list[dict[str, Any]], title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rounds = [m["round"] for m in metrics]
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+    for key, label in (("eval_adapted", "adapted (greedy self-edit)"), ("eval_base", "no adaptation")):
+        ax.plot(rounds, [m.get(key) for m in metrics], marker="o", label=label)
+    ax.set_xlabel("round (0 = before any RL update)")
+    ax.set_ylabel("held-out score")
+    ax.set_title(title, fontsize=10)
+    ax.set_xticks(rounds)
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    tmp.replace(path)

@@ -1,0 +1,81 @@
+"""Plain data passed between the engine and plugins."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class TaskInstance:
+    """One task (C, tau): ``context`` is C, ``evaluation`` is tau in the domain's own form.
+
+    For the knowledge domain ``evaluation`` is ``{"title": ..., "questions": [{"question", "answer"}]}``.
+    """
+
+    id: str
+    context: str
+    evaluation: dict[str, Any]
+
+
+@dataclass
+class LoadedModel:
+    """A causal LM with its tokenizer, as the engine hands it to components.
+
+    ``spec`` is the model spec it was loaded from (``embedded``, ``tiny-random``, a hub id or a
+    path). Components may wrap ``model`` in place (the LoRA updater injects adapters once), but
+    must leave its outputs equal to the base model's whenever they hand it back.
+    """
+
+    model: Any
+    tokenizer: Any
+    spec: str
+
+    @property
+    def device(self) -> Any:
+        return next(self.model.parameters()).device
+
+
+@dataclass(frozen=True)
+class Score:
+    """An evaluator's verdict on one task: ``value`` in [0, 1] plus any extra metrics."""
+
+    value: float
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Rollout:
+    """One scored self-edit: a row of ``rollouts.jsonl``.
+
+    ``reward`` is ``score_after - score_before`` (improvement of the adapted student over the
+    student itself, as in the paper). ``prompt`` is the edit prompt the generator saw, so that
+    algorithms can train on (prompt -> edit) pairs without asking the domain again.
+    """
+
+    round: int
+    task_id: str
+    edit_index: int
+    prompt: str
+    edit: str
+    score_before: float
+    score_after: float
+    reward: float
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "round": self.round,
+            "task_id": self.task_id,
+            "edit_index": self.edit_index,
+            "prompt": self.prompt,
+            "edit": self.edit,
+            "score_before": self.score_before,
+            "score_after": self.score_after,
+            "reward": self.reward,
+            "details": self.details,
+        }
+
+    @classmethod
+    def from_json(cls, row: dict[str, Any]) -> "Rollout":
+        return cls(**row)
