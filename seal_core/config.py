@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -121,10 +122,10 @@ def parse_override(text: str) -> tuple[list[str], Any]:
 
 def _looks_like_float(text: str) -> bool:
     try:
-        float(text)
+        value = float(text)
     except ValueError:
         return False
-    return True
+    return math.isfinite(value)
 
 
 def load_raw(config_file: str | Path | None, overrides: list[str] = ()) -> dict[str, Any]:
@@ -267,7 +268,13 @@ def resolve(raw: dict[str, Any], registry: Any) -> Config:
     options: dict[str, Any] = {}
     domain_section: DomainSection | None = None
     for section, (kind, default_name) in COMPONENT_SECTIONS.items():
-        values = dict(raw.get(section) or {})
+        values = raw.get(section) or {}
+        if not isinstance(values, dict):
+            raise ConfigError(
+                f"Config key '{section}' = {values!r} is a section, not a value: set its keys, "
+                f"e.g. --set {section}.name=..."
+            )
+        values = dict(values)
         core_cls = CORE_SECTIONS[section]
         core_names = [f.name for f in dataclasses.fields(core_cls)]
         name = values.get("name", default_name)

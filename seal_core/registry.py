@@ -8,6 +8,7 @@ hook is called once per plugin, so every component is known with the plugin that
 from __future__ import annotations
 
 import difflib
+import hashlib
 import importlib
 import importlib.metadata
 import importlib.util
@@ -83,18 +84,24 @@ def _import_extra(spec: str) -> tuple[str, Any, str]:
                     f"Plugin file '{spec}' does not exist. Pass an existing .py file or an "
                     "importable module name to --plugins."
                 )
-            mod_name = f"seal_extra_plugin_{path.stem}"
+            resolved = path.resolve()
+            digest = hashlib.sha256(str(resolved).encode()).hexdigest()[:8]
+            mod_name = f"seal_extra_plugin_{path.stem}_{digest}"
             module_spec = importlib.util.spec_from_file_location(mod_name, path)
             module = importlib.util.module_from_spec(module_spec)
             sys.modules[mod_name] = module
-            module_spec.loader.exec_module(module)
-            return path.stem, module, str(path.resolve())
+            try:
+                module_spec.loader.exec_module(module)
+            except BaseException:
+                del sys.modules[mod_name]
+                raise
+            return path.stem, module, str(resolved)
         module = importlib.import_module(spec)
         return spec, module, getattr(module, "__file__", None) or spec
     except PluginError:
         raise
     except ModuleNotFoundError as exc:
-        if exc.name == spec:
+        if exc.name and (spec == exc.name or spec.startswith(exc.name + ".")):
             raise PluginError(
                 f"Plugin '{spec}' is not an importable module (and not a .py file). Check the "
                 "name, install the plugin's distribution, or pass the path of its .py file."
@@ -119,7 +126,7 @@ class Registry:
             self.pm.check_pending()
         except pluggy.PluginValidationError as exc:
             raise PluginError(
-                f"Plugin '{exc.plugin_name}' implements a hook that does not exist: {exc}. "
+                f"Plugin '{self.pm.get_name(exc.plugin)}' implements a hook that does not exist: {exc}. "
                 "Hook names start with 'seal_'; see seal_core/hookspecs.py for the list."
             ) from exc
         self.components: dict[str, dict[str, Registered]] = {k: {} for k in KINDS}

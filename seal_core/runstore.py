@@ -33,10 +33,22 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 def append_jsonl(path: Path, row: dict[str, Any]) -> None:
     """Append one JSON line and make it durable before returning."""
+    drop_torn_tail(path)
     with open(path, "a", encoding="utf-8") as fh:
         fh.write(json.dumps(row, ensure_ascii=False) + "\n")
         fh.flush()
         os.fsync(fh.fileno())
+
+
+def drop_torn_tail(path: Path) -> None:
+    """Cut a last line that a crash left without its newline, so the next row starts clean."""
+    if not path.is_file() or not path.stat().st_size:
+        return
+    with open(path, "rb+") as fh:
+        data = fh.read()
+        if data.endswith(b"\n"):
+            return
+        fh.truncate(data.rfind(b"\n") + 1)
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:

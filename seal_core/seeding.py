@@ -7,6 +7,7 @@ before it, which is what resuming a run and comparing algorithms on one footing 
 from __future__ import annotations
 
 import hashlib
+import json
 import random
 
 import torch
@@ -14,7 +15,7 @@ import torch
 
 def derive_seed(seed: int, *parts: object) -> int:
     """A 31-bit seed from the run seed and any labels (round, task id, edit index...)."""
-    text = "/".join(str(p) for p in (seed, *parts))
+    text = json.dumps([seed, *[str(p) for p in parts]])
     return int(hashlib.sha256(text.encode()).hexdigest()[:8], 16) & 0x7FFFFFFF
 
 

@@ -31,7 +31,7 @@ PROMPTS = {
     ),
 }
 
-_LIST_MARKER = re.compile(r"^\s*(?:[-*\u2022]+|\d+[.)]|[a-zA-Z][.)])\s+")
+_LIST_MARKER = re.compile(r"^\s*(?:[-*\u2022]+|\d+[.)]|[a-z]\))\s+")
 
 
 @dataclass
