@@ -3,8 +3,9 @@
 The adapter layers are injected into the student once per run (``peft.inject_adapter_in_model``,
 in place: the model object stays the same, nothing is copied). Their initial values are kept, and
 :meth:`LoraUpdater.reset` writes them back, so every self-edit starts from the same adapter
-initialisation. LoRA's B matrices start at zero, so after a reset the student computes exactly
-what the base model computes. Nothing is written to disk per edit.
+initialisation, and switches the adapters off, so that between edits the student computes
+exactly what the base model computes, at the base model's speed (generation and the student's
+own scores do not pay for the adapter matmuls). Nothing is written to disk per edit.
 
 Departure from the SEAL reference code: it builds a fresh peft model and a fresh transformers
 Trainer per self-edit with batch size 1; here the texts of one edit are batched
@@ -75,6 +76,14 @@ def tokenize_texts(tokenizer: Any, texts: list[str], max_length: int, device: An
             "labels": labels.to(device)}
 
 
+def _enable_adapters(model: Any, enabled: bool) -> None:
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    for module in model.modules():
+        if isinstance(module, BaseTunerLayer):
+            module.enable_adapters(enabled)
+
+
 class LoraUpdater(InnerUpdater):
     """θ' = θ + LoRA trained on the texts; :meth:`reset` zeroes the update again."""
 
@@ -104,6 +113,7 @@ class LoraUpdater(InnerUpdater):
             inject_adapter_in_model(config, model, adapter_name=ADAPTER)
         for pname, param in model.named_parameters():
             param.requires_grad_("lora_" in pname)
+        _enable_adapters(model, False)
         initial = {n: p.detach().clone() for n, p in model.named_parameters() if "lora_" in n}
         if not initial:
             raise ValueError(f"inner.target_modules {opts.target_modules} match no layer of {student.spec}")
@@ -122,6 +132,7 @@ class LoraUpdater(InnerUpdater):
         if not texts:
             return student
         model = student.model
+        _enable_adapters(model, True)
         params = self._adapter_params(student)
         optimizer = torch.optim.AdamW(params, lr=opts.learning_rate, weight_decay=opts.weight_decay)
         device = student.device
@@ -151,6 +162,7 @@ class LoraUpdater(InnerUpdater):
         for name, param in student.model.named_parameters():
             if name in initial:
                 param.copy_(initial[name])
+        _enable_adapters(student.model, False)
 
 
 @hookimpl
