@@ -75,7 +75,9 @@ class RestEM(RLAlgorithm):
             log.info("rest-em: no self-edit beat min_reward; policy unchanged", round=context.round,
                      min_reward=opts.min_reward)
             return stats
-        if opts.restart_from_base and context.reference is not None:
+        if opts.restart_from_base:
+            if context.reference is None:
+                raise RuntimeError("rest-em: restart_from_base needs context.reference, the engine's loader of the initial policy")
             work = context.reference()
         else:
             work = plain_copy(policy)

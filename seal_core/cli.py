@@ -84,7 +84,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     import structlog
 
     structlog.get_logger("seal").info("run started", run_dir=str(run_dir))
-    Engine(config, registry, store).run()
+    try:
+        Engine(config, registry, store).run()
+    finally:
+        logs.configure()  # closes the run's log.jsonl
     print((run_dir / "results.md").read_text(encoding="utf-8").split("\n\n")[1])
     print(f"\nRun directory: {run_dir}  (results.md, plot.png, rollouts.jsonl, metrics.jsonl, log.jsonl)")
     return 0

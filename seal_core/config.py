@@ -261,6 +261,12 @@ def resolve(raw: dict[str, Any], registry: Any) -> Config:
     run = build_dataclass(RunSection, {k: raw[k] for k in run_keys if k in raw}, "")
     registry.get("setup", run.setup, key="setup")
     model = build_dataclass(ModelSection, raw.get("model") or {}, "model")
+    from seal_core.models import check_spec, resolve_device
+
+    resolve_device(model.device)
+    for key in ("policy", "teacher", "student"):
+        if getattr(model, key) is not None:
+            check_spec(getattr(model, key), f"model.{key}")
 
     resolved: dict[str, Any] = dataclasses.asdict(run)
     resolved["model"] = dataclasses.asdict(model)

@@ -115,15 +115,37 @@ def ensure_embedded_cache() -> Path:
 
 
 def resolve_device(device: str) -> torch.device:
+    """``auto`` -> cuda when available, else cpu; ``cpu``, ``cuda`` and ``cuda:N`` as given."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         resolved = torch.device(device)
-    except RuntimeError as exc:
-        raise ConfigError(f"Config key 'model.device' = {device!r} is not a device: use auto, cpu, cuda or cuda:N.") from exc
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"Config key 'model.device' = {device!r}, but CUDA is not available here. Use auto or cpu.")
+    except RuntimeError:
+        resolved = None
+    if resolved is None or resolved.type not in ("cpu", "cuda"):
+        raise ConfigError(f"Config key 'model.device' = {device!r} is not allowed: use auto, cpu, cuda or cuda:N.")
+    if resolved.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"Config key 'model.device' = {device!r}, but CUDA is not available here. Use auto or cpu.")
+        if resolved.index is not None and resolved.index >= torch.cuda.device_count():
+            raise ConfigError(f"Config key 'model.device' = {device!r}, but only {torch.cuda.device_count()} GPU(s) are visible.")
     return resolved
+
+
+def check_spec(spec: str, key: str) -> None:
+    """Reject a model spec that cannot load, without loading anything (config validation)."""
+    if is_tiny_spec(spec):
+        _parse_tiny_spec(spec)
+        return
+    if spec == "embedded":
+        embedded_gguf_path()
+        return
+    looks_local = spec.startswith((".", "/", "~")) or Path(spec).expanduser().exists()
+    if looks_local and not (Path(spec).expanduser() / "config.json").is_file():
+        raise ConfigError(
+            f"Config key '{key}' = {spec!r}: no model directory with a config.json there. Use "
+            "embedded, tiny-random, a directory saved with save_pretrained, or a hub id."
+        )
 
 
 def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
@@ -143,6 +165,13 @@ def _parse_tiny_spec(spec: str) -> dict[str, int]:
                 f"tiny-random:KEY=N,... with KEY in {', '.join(TINY_DEFAULTS)} and N >= 1."
             )
         params[key] = int(value)
+    head_dim, rest = divmod(params["hidden"], params["heads"])
+    if rest or head_dim % 2 or params["heads"] % params["kv_heads"]:
+        raise ConfigError(
+            f"Model spec '{spec}': hidden={params['hidden']}, heads={params['heads']}, "
+            f"kv_heads={params['kv_heads']} do not fit: hidden must be an even multiple of heads "
+            "(RoPE needs an even head size) and heads a multiple of kv_heads."
+        )
     return params
 
 
