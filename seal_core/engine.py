@@ -110,20 +110,22 @@ class Engine:
             return self.base_score(rnd, task, student), str(exc)
 
     def write_edits(self, rnd: int, tasks: list[TaskInstance], roles: Roles, k: int, greedy: bool,
-                    desc: str) -> list[list[str]]:
-        edits = []
+                    desc: str) -> list[tuple[str, list[str]]]:
+        """(edit prompt, k self-edits) per task, one generate call per task."""
+        out = []
         for task in tqdm(tasks, desc=desc, unit="task", dynamic_ncols=True):
             seed_all(derive_seed(self.config.run.seed, "generate", rnd, task.id, greedy))
-            edits.append(self.generator.generate(roles.generator, [self.domain.edit_prompt(task)], k, greedy=greedy)[0])
-        return edits
+            prompt = self.domain.edit_prompt(task)
+            out.append((prompt, self.generator.generate(roles.generator, [prompt], k, greedy=greedy)[0]))
+        return out
 
     # -- one round -----------------------------------------------------------------------------
 
     def evaluate(self, rnd: int, tasks: list[TaskInstance], roles: Roles) -> dict[str, Any]:
         edits = self.write_edits(rnd, tasks, roles, 1, True, f"round {rnd} · eval self-edits")
         base, after = [], []
-        for task, (edit,) in tqdm(list(zip(tasks, edits)), desc=f"round {rnd} · eval adapt+score",
-                                  unit="task", dynamic_ncols=True):
+        for task, (_, (edit,)) in tqdm(list(zip(tasks, edits)), desc=f"round {rnd} · eval adapt+score",
+                                       unit="task", dynamic_ncols=True):
             before = self.base_score(rnd, task, roles.student)
             score, reason = self.score_edit(rnd, task, -1, edit, roles.student)
             base.append(before)
@@ -143,15 +145,15 @@ class Engine:
     def collect(self, rnd: int, tasks: list[TaskInstance], roles: Roles) -> list[Rollout]:
         k = self.config.run.edits_per_task
         edits = self.write_edits(rnd, tasks, roles, k, False, f"round {rnd} · train self-edits")
-        pairs = [(t, i, e) for t, es in zip(tasks, edits) for i, e in enumerate(es)]
+        pairs = [(t, prompt, i, e) for t, (prompt, es) in zip(tasks, edits) for i, e in enumerate(es)]
         rollouts = []
-        for task, i, edit in tqdm(pairs, desc=f"round {rnd} · inner updates", unit="edit", dynamic_ncols=True):
+        for task, prompt, i, edit in tqdm(pairs, desc=f"round {rnd} · inner updates", unit="edit", dynamic_ncols=True):
             before = self.base_score(rnd, task, roles.student)
             score, reason = self.score_edit(rnd, task, i, edit, roles.student)
             details = dict(score.details)
             if reason:
                 details["reason"] = reason
-            rollout = Rollout(round=rnd, task_id=task.id, edit_index=i, prompt=self.domain.edit_prompt(task),
+            rollout = Rollout(round=rnd, task_id=task.id, edit_index=i, prompt=prompt,
                               edit=edit, score_before=before.value, score_after=score.value,
                               reward=score.value - before.value, details=details)
             self.store.append_rollout(rollout)
