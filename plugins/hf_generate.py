@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from seal_core import EditGenerator, LoadedModel, hookimpl
+from seal_core import EditGenerator, LoadedModel, TaskInstance, hookimpl
 from seal_core.generation import generate_texts
 from seal_core.prompting import format_prompt
 
@@ -32,7 +32,8 @@ class HFGenerate(EditGenerator):
     name = "hf-generate"
     Options = HFGenerateOptions
 
-    def generate(self, model: LoadedModel, prompts: list[str], k: int, *, greedy: bool = False) -> list[list[str]]:
+    def generate(self, model: LoadedModel, prompts: list[str], k: int, *, greedy: bool = False,
+                 tasks: list[TaskInstance] | None = None) -> list[list[str]]:
         opts = self.options
         inputs = [format_prompt(model.tokenizer, p) for p in prompts]
         n = 1 if greedy else k

@@ -88,9 +88,19 @@ class EditGenerator(Component):
 
     @abstractmethod
     def generate(
-        self, model: LoadedModel, prompts: list[str], k: int, *, greedy: bool = False
+        self,
+        model: LoadedModel,
+        prompts: list[str],
+        k: int,
+        *,
+        greedy: bool = False,
+        tasks: list[TaskInstance] | None = None,
     ) -> list[list[str]]:
-        """Return, for each prompt, a list of ``k`` completions (``greedy``: deterministic)."""
+        """Return, for each prompt, a list of ``k`` self-edits (``greedy``: deterministic).
+
+        ``tasks`` are the tasks the prompts were made from (the engine always passes them), for
+        generators that look self-edits up rather than write them (``from-file``).
+        """
 
 
 class InnerUpdater(Component):
@@ -149,7 +159,7 @@ class Roles:
 class Setup(Component):
     """Decides which models play the generator and the student."""
 
-    #: the ``model.*`` keys this setup reads, e.g. ``("policy",)``
+    #: the ``model.*`` keys this setup reads, e.g. ``("policy",)``; the config check requires them
     model_keys: tuple[str, ...] = ()
 
     @abstractmethod

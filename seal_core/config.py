@@ -259,8 +259,14 @@ def resolve(raw: dict[str, Any], registry: Any) -> Config:
             hint = f" Did you mean '{close[0]}'?" if close else ""
             raise ConfigError(f"Unknown config key '{key}'.{hint} Allowed top-level keys: {', '.join(top_allowed)}.")
     run = build_dataclass(RunSection, {k: raw[k] for k in run_keys if k in raw}, "")
-    registry.get("setup", run.setup, key="setup")
+    setup = registry.get("setup", run.setup, key="setup")
     model = build_dataclass(ModelSection, raw.get("model") or {}, "model")
+    for key in getattr(setup, "model_keys", ()):
+        if not getattr(model, key, None):
+            raise ConfigError(
+                f"Setup '{run.setup}' needs config key 'model.{key}' (a model spec: embedded, "
+                f"tiny-random, a hub id or a local path); set it with --set model.{key}=..."
+            )
     from seal_core.models import check_spec, resolve_device
 
     resolve_device(model.device)

@@ -28,7 +28,7 @@ from tqdm import tqdm
 from seal_core.components import Roles, UpdateContext
 from seal_core.config import Config
 from seal_core.errors import DataError, EditRejected
-from seal_core.models import load_model
+from seal_core.models import load_model, weights_sha
 from seal_core.registry import Registry
 from seal_core.results import write_results
 from seal_core.runstore import RunStore
@@ -116,7 +116,8 @@ class Engine:
         for task in tqdm(tasks, desc=desc, unit="task", dynamic_ncols=True):
             seed_all(derive_seed(self.config.run.seed, "generate", rnd, task.id, greedy))
             prompt = self.domain.edit_prompt(task)
-            out.append((prompt, self.generator.generate(roles.generator, [prompt], k, greedy=greedy)[0]))
+            edits = self.generator.generate(roles.generator, [prompt], k, greedy=greedy, tasks=[task])[0]
+            out.append((prompt, edits))
         return out
 
     # -- one round -----------------------------------------------------------------------------
@@ -163,6 +164,13 @@ class Engine:
 
     # -- the outer loop ------------------------------------------------------------------------
 
+    @staticmethod
+    def model_shas(roles: Roles) -> dict[str, str]:
+        """Short hashes of the generator's and the student's base weights, to tell versions apart."""
+        generator = weights_sha(roles.generator.model)
+        student = generator if roles.student.model is roles.generator.model else weights_sha(roles.student.model)
+        return {"generator_sha": generator, "student_sha": student}
+
     def run(self) -> list[dict[str, Any]]:
         cfg = self.config
         train, evals = self.load_tasks()
@@ -176,7 +184,7 @@ class Engine:
         for rnd in range(cfg.run.rounds + 1):
             started = time.time()
             log.info("round started", round=rnd, of=cfg.run.rounds)
-            metrics: dict[str, Any] = {"round": rnd, **self.evaluate(rnd, evals, roles)}
+            metrics: dict[str, Any] = {"round": rnd, **self.model_shas(roles), **self.evaluate(rnd, evals, roles)}
             if rnd < cfg.run.rounds:
                 rollouts = self.collect(rnd, self.sample_train(train, rnd), roles)
                 metrics["train_reward_mean"] = _mean([r.reward for r in rollouts])

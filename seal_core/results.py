@@ -15,6 +15,7 @@ COLUMNS = [
     ("train_reward_mean", "train reward"),
     ("train_score_after_mean", "train adapted"),
     ("n_kept", "kept edits"),
+    ("generator_sha", "generator"),
     ("seconds", "seconds"),
 ]
 

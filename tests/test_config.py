@@ -291,7 +291,7 @@ def test_zero_rounds_and_null_limits_are_allowed(registry):
         ("algorithm.name=grpo", "algorithm", "algorithm.name", "rest-em"),
         ("generator.name=vllm", "edit_generator", "generator.name", "hf-generate"),
         ("evaluator.name=exact", "evaluator", "evaluator.name", "qa"),
-        ("setup=teacher-student", "setup", "setup", "single-model"),
+        ("setup=mixture-of-teachers", "setup", "setup", "single-model"),
     ],
 )
 def test_unknown_component_lists_known_ones(registry, override, kind, key, known):
