@@ -131,6 +131,7 @@ class LoraUpdater(InnerUpdater):
         self._initial(student)
         if not texts:
             return student
+        self._warn_if_truncated(student.tokenizer, texts)
         model = student.model
         _enable_adapters(model, True)
         params = self._adapter_params(student)
@@ -155,6 +156,15 @@ class LoraUpdater(InnerUpdater):
         finally:
             model.eval()
         return student
+
+    def _warn_if_truncated(self, tokenizer: Any, texts: list[str]) -> None:
+        """Texts longer than ``max_length`` tokens are cut there; say so, once per self-edit."""
+        eos = tokenizer.eos_token or ""
+        lengths = [len(ids) for ids in tokenizer([t + eos for t in texts], add_special_tokens=False)["input_ids"]]
+        over = [n for n in lengths if n > self.options.max_length]
+        if over:
+            log.warning("training text truncated", texts=len(over), longest_tokens=max(over),
+                        max_length=self.options.max_length, hint="raise inner.max_length to keep more")
 
     @torch.no_grad()
     def reset(self, student: LoadedModel) -> None:

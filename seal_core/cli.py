@@ -1,7 +1,8 @@
 """``seal-run``: the command line.
 
     seal-run plugins [--json]                      every component, by kind, with its plugin
-    seal-run run [--config FILE.yaml] [--set KEY=VALUE]... [--plugins X]... [--run-dir DIR]
+    seal-run run [--config FILE.yaml] [--set KEY=VALUE]... [--plugins X]... [--run-dir DIR | --name NAME]
+    seal-run run --resume RUN_DIR [--plugins X]...   continue a killed or interrupted run
     seal-run config [--config FILE.yaml] [--set KEY=VALUE]...   print the resolved config
 
 Errors a user can cause (config, data, plugins) print one paragraph and exit with status 2.
@@ -39,7 +40,10 @@ def _parser() -> argparse.ArgumentParser:
                        help="override one config key, e.g. --set rounds=3 (repeatable)")
         plugin_arg(p)
         if name == "run":
-            p.add_argument("--run-dir", metavar="DIR", help="where to write the run (default: runs/<time>-<domain>-<algorithm>)")
+            where = p.add_mutually_exclusive_group()
+            where.add_argument("--run-dir", metavar="DIR", help="where to write the run (default: runs/<time>-<domain>-<algorithm>)")
+            where.add_argument("--name", metavar="NAME", help="write the run to runs/NAME")
+            where.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR with its own config.yaml")
     return parser
 
 
@@ -72,24 +76,53 @@ def cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_dir(args: argparse.Namespace, config) -> Path:
+    from seal_core.runstore import RUNS_DIR, default_run_dir, named_run_dir
+
+    if args.run_dir:
+        return Path(args.run_dir)
+    if args.name:
+        return named_run_dir(args.name, RUNS_DIR)
+    return default_run_dir(config.components["domain"], config.components["algorithm"])
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from seal_core import logs
     from seal_core.engine import Engine
-    from seal_core.runstore import RunStore, default_run_dir
+    from seal_core.interrupt import Interrupted, StopFlag
+    from seal_core.runstore import RunStore
 
+    if args.resume:
+        if args.config or args.overrides:
+            raise SealError(
+                f"--resume takes the config from {args.resume}/config.yaml; drop --config and --set "
+                "(start a new run to change the config)."
+            )
+        store = RunStore.existing(Path(args.resume))
+        args.config = store.config_path
     registry, config = _resolve(args)  # every config error surfaces here, before any model loads
-    run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(config.components["domain"], config.components["algorithm"])
-    store = RunStore.create(run_dir)
+    stop = StopFlag()
+    engine = Engine(config, registry, stop)
+    engine.load_tasks()  # data errors too, before the run directory is made
+    if not args.resume:
+        store = RunStore.create(_run_dir(args, config))
     logs.configure(store.log_path)
     import structlog
 
-    structlog.get_logger("seal").info("run started", run_dir=str(run_dir))
+    log = structlog.get_logger("seal")
+    log.info("run resumed" if args.resume else "run started", run_dir=str(store.dir))
     try:
-        Engine(config, registry, store).run()
+        with stop.on_sigint():
+            engine.run(store, resume=bool(args.resume))
+    except Interrupted:
+        log.warning("run interrupted; everything scored so far is saved", run_dir=str(store.dir))
+        print(f"\nInterrupted. Everything scored so far is saved. Resume with:\n  seal-run run --resume {store.dir}"
+              + "".join(f" --plugins {p}" for p in args.plugins), file=sys.stderr)
+        return 130
     finally:
         logs.configure()  # closes the run's log.jsonl
-    print((run_dir / "results.md").read_text(encoding="utf-8").split("\n\n")[1])
-    print(f"\nRun directory: {run_dir}  (results.md, plot.png, rollouts.jsonl, metrics.jsonl, log.jsonl)")
+    print((store.dir / "results.md").read_text(encoding="utf-8").split("\n\n")[1])
+    print(f"\nRun directory: {store.dir}  (results.md, plot.png, rollouts.jsonl, metrics.jsonl, log.jsonl)")
     return 0
 
 

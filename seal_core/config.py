@@ -13,6 +13,7 @@ import copy
 import dataclasses
 import difflib
 import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -248,9 +249,27 @@ def as_dict(obj: Any) -> dict[str, Any]:
     return dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) else {}
 
 
+_SECRET_KEY = re.compile(r"(api_?key|secret|password|passwd|(^|_)token$|credential)", re.IGNORECASE)
+
+
+def reject_secrets(raw: dict[str, Any], prefix: str = "") -> None:
+    """Secrets belong in environment variables, never in a config that is saved with the run."""
+    for key, value in raw.items():
+        full = f"{prefix}{key}"
+        if _SECRET_KEY.search(str(key)):
+            raise ConfigError(
+                f"Config key '{full}' looks like a secret. Secrets are read from environment "
+                "variables (for example OPENAI_API_KEY), never from the config, which is saved "
+                "as config.yaml in the run directory. Remove the key and set the variable instead."
+            )
+        if isinstance(value, dict):
+            reject_secrets(value, f"{full}.")
+
+
 def resolve(raw: dict[str, Any], registry: Any) -> Config:
     """Validate ``raw`` against the core schema and the chosen components' ``Options``."""
     raw = copy.deepcopy(raw)
+    reject_secrets(raw)
     run_keys = [f.name for f in dataclasses.fields(RunSection)]
     top_allowed = [*run_keys, *CORE_SECTIONS]
     for key in raw:

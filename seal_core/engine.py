@@ -30,7 +30,9 @@ from seal_core.config import Config
 from seal_core.errors import DataError, EditRejected
 from seal_core.models import load_model, weights_sha
 from seal_core.registry import Registry
+from seal_core.interrupt import StopFlag
 from seal_core.results import write_results
+from seal_core.resume import ResumeState
 from seal_core.runstore import RunStore
 from seal_core.seeding import derive_seed, seed_all
 from seal_core.types import LoadedModel, Rollout, Score, TaskInstance
@@ -45,10 +47,12 @@ def _mean(values: list[float]) -> float | None:
 class Engine:
     """Runs one configured SEAL run into a run directory."""
 
-    def __init__(self, config: Config, registry: Registry, store: RunStore):
+    def __init__(self, config: Config, registry: Registry, stop: StopFlag | None = None):
         self.config = config
         self.registry = registry
-        self.store = store
+        self.stop = stop or StopFlag()
+        self.store: RunStore | None = None  # set by run()
+        self._tasks: tuple[list[TaskInstance], list[TaskInstance]] | None = None
         opts, names = config.options, config.components
         self.domain = registry.get("domain", names["domain"]).configured(opts["domain"])
         self.evaluator = registry.get("evaluator", names["evaluator"]).configured(opts["evaluator"])
@@ -65,6 +69,12 @@ class Engine:
         return load_model(spec, device=m.device, dtype=m.dtype, trust_remote_code=m.trust_remote_code)
 
     def load_tasks(self) -> tuple[list[TaskInstance], list[TaskInstance]]:
+        """(train, eval) tasks, loaded once; data errors surface here, before any model loads."""
+        if self._tasks is None:
+            self._tasks = self._load_tasks()
+        return self._tasks
+
+    def _load_tasks(self) -> tuple[list[TaskInstance], list[TaskInstance]]:
         source = self.config.domain.source
         train = self.domain.load_tasks("train", source)
         evals = self.domain.load_tasks("eval", source)
@@ -99,10 +109,10 @@ class Engine:
                    student: LoadedModel) -> tuple[Score, str | None]:
         """Adapt the student on the edit, score it, reset. A rejected edit scores as unadapted."""
         seed_all(derive_seed(self.config.run.seed, "inner", rnd, task.id, edit_index))
-        texts = self.domain.training_texts(task, edit)
-        if not texts:
-            return self.base_score(rnd, task, student), "the self-edit yields no training text"
         try:
+            texts = self.domain.training_texts(task, edit)
+            if not texts:
+                raise EditRejected("the self-edit yields no training text")
             with self.updater.adapted(student, texts) as adapted:
                 return self.evaluator.evaluate(adapted.model, adapted.tokenizer, task), None
         except EditRejected as exc:
@@ -122,33 +132,41 @@ class Engine:
 
     # -- one round -----------------------------------------------------------------------------
 
-    def evaluate(self, rnd: int, tasks: list[TaskInstance], roles: Roles) -> dict[str, Any]:
-        edits = self.write_edits(rnd, tasks, roles, 1, True, f"round {rnd} · eval self-edits")
-        base, after = [], []
-        for task, (_, (edit,)) in tqdm(list(zip(tasks, edits)), desc=f"round {rnd} · eval adapt+score",
+    def evaluate(self, rnd: int, tasks: list[TaskInstance], roles: Roles, done: dict[str, dict]) -> dict[str, Any]:
+        """Score held-out tasks; ``done`` holds this round's rows already in evaluations.jsonl."""
+        todo = [t for t in tasks if t.id not in done]
+        edits = self.write_edits(rnd, todo, roles, 1, True, f"round {rnd} · eval self-edits")
+        rows = dict(done)
+        for task, (_, (edit,)) in tqdm(list(zip(todo, edits)), desc=f"round {rnd} · eval adapt+score",
                                        unit="task", dynamic_ncols=True):
             before = self.base_score(rnd, task, roles.student)
             score, reason = self.score_edit(rnd, task, -1, edit, roles.student)
-            base.append(before)
-            after.append(score)
-            self.store.append_evaluation({
-                "round": rnd, "task_id": task.id, "edit": edit, "score_before": before.value,
-                "score_after": score.value, "reason": reason, "details": score.details,
-            })
+            row = {"round": rnd, "task_id": task.id, "edit": edit, "score_before": before.value,
+                   "score_after": score.value, "reason": reason, "details_before": before.details,
+                   "details": score.details}
+            self.store.append_evaluation(row)
+            rows[task.id] = row
+            self.stop.check()
+        ordered = [rows[t.id] for t in tasks]
         return {
-            "eval_base": _mean([s.value for s in base]),
-            "eval_adapted": _mean([s.value for s in after]),
-            "eval_base_f1": _mean([s.details.get("f1") for s in base if "f1" in s.details]),
-            "eval_adapted_f1": _mean([s.details.get("f1") for s in after if "f1" in s.details]),
+            "eval_base": _mean([r["score_before"] for r in ordered]),
+            "eval_adapted": _mean([r["score_after"] for r in ordered]),
+            "eval_base_f1": _mean([r["details_before"]["f1"] for r in ordered if "f1" in r["details_before"]]),
+            "eval_adapted_f1": _mean([r["details"]["f1"] for r in ordered if "f1" in r["details"]]),
             "eval_tasks": len(tasks),
         }
 
-    def collect(self, rnd: int, tasks: list[TaskInstance], roles: Roles) -> list[Rollout]:
+    def collect(self, rnd: int, tasks: list[TaskInstance], roles: Roles,
+                done: dict[tuple[str, int], Rollout]) -> list[Rollout]:
+        """Score k self-edits per task; ``done`` holds this round's rollouts already on disk."""
         k = self.config.run.edits_per_task
-        edits = self.write_edits(rnd, tasks, roles, k, False, f"round {rnd} · train self-edits")
-        pairs = [(t, prompt, i, e) for t, (prompt, es) in zip(tasks, edits) for i, e in enumerate(es)]
-        rollouts = []
-        for task, prompt, i, edit in tqdm(pairs, desc=f"round {rnd} · inner updates", unit="edit", dynamic_ncols=True):
+        todo = [t for t in tasks if any((t.id, i) not in done for i in range(k))]
+        edits = dict(zip([t.id for t in todo], self.write_edits(rnd, todo, roles, k, False, f"round {rnd} · train self-edits")))
+        pairs = [(t, i) for t in todo for i in range(k) if (t.id, i) not in done]
+        scored = dict(done)
+        for task, i in tqdm(pairs, desc=f"round {rnd} · inner updates", unit="edit", dynamic_ncols=True):
+            prompt, task_edits = edits[task.id]
+            edit = task_edits[i]
             before = self.base_score(rnd, task, roles.student)
             score, reason = self.score_edit(rnd, task, i, edit, roles.student)
             details = dict(score.details)
@@ -159,8 +177,9 @@ class Engine:
                               reward=score.value - before.value, details=details)
             self.store.append_rollout(rollout)
             self.registry.hook.seal_rollout_scored(rollout=rollout, run_dir=self.store.dir)
-            rollouts.append(rollout)
-        return rollouts
+            scored[(task.id, i)] = rollout
+            self.stop.check()
+        return [scored[(t.id, i)] for t in tasks for i in range(k)]
 
     # -- the outer loop ------------------------------------------------------------------------
 
@@ -171,37 +190,60 @@ class Engine:
         student = generator if roles.student.model is roles.generator.model else weights_sha(roles.student.model)
         return {"generator_sha": generator, "student_sha": student}
 
-    def run(self) -> list[dict[str, Any]]:
+    def update(self, rnd: int, roles: Roles, rollouts: list[Rollout], metrics: dict[str, Any]) -> None:
+        """The RL update of round ``rnd``; its result is saved with ``metrics`` as the resume point."""
+        cfg = self.config
+        context = UpdateContext(round=rnd, seed=derive_seed(cfg.run.seed, "update", rnd),
+                                workdir=self.store.dir, reference=lambda: self.load(roles.generator.spec))
+        seed_all(context.seed)
+        metrics.update(self.algorithm.update(roles.generator, rollouts, context))
+        self.store.save_resume_point(roles.generator.model, rnd, metrics)
+
+    def run(self, store: RunStore, resume: bool = False) -> list[dict[str, Any]]:
+        """Run (or, with ``resume``, continue) into ``store``; returns the metrics lines."""
+        self.store = store
         cfg = self.config
         train, evals = self.load_tasks()
         log.info("tasks loaded", domain=self.domain.name, train=len(train), eval=len(evals),
                  train_per_round=min(cfg.domain.train_limit or len(train), len(train)))
+        state = ResumeState.read(store, cfg.run.rounds) if resume else ResumeState()
+        if state.finished(cfg.run.rounds):
+            log.info("run already finished; nothing to resume", run_dir=str(store.dir))
+            return state.metrics
         roles = self.setup.build(self.load, asdict(cfg.model))
-        self.store.write_config(cfg.to_yaml())
-        self.registry.hook.seal_run_started(run_dir=self.store.dir, config=cfg.raw)
+        if state.updated_round is not None:
+            store.load_resume_point(roles.generator)
+            log.info("resuming", run_dir=str(store.dir), finished_rounds=state.next_round,
+                     weights_after_update_of_round=state.updated_round)
+        if not resume:
+            store.write_config(cfg.to_yaml())
+        self.registry.hook.seal_run_started(run_dir=store.dir, config=cfg.raw)
         title = f"SEAL {self.domain.name} · {cfg.components['algorithm']} · {roles.generator.spec}"
-        all_metrics: list[dict[str, Any]] = []
-        for rnd in range(cfg.run.rounds + 1):
+        all_metrics = list(state.metrics)
+        for rnd in range(state.next_round, cfg.run.rounds + 1):
             started = time.time()
             log.info("round started", round=rnd, of=cfg.run.rounds)
-            metrics: dict[str, Any] = {"round": rnd, **self.model_shas(roles), **self.evaluate(rnd, evals, roles)}
-            if rnd < cfg.run.rounds:
-                rollouts = self.collect(rnd, self.sample_train(train, rnd), roles)
+            if state.updated_round == rnd:  # killed after this round's update: all but the line is saved
+                metrics = dict(state.pending_metrics)
+            else:
+                metrics = {"round": rnd, **self.model_shas(roles)}
+                metrics.update(self.evaluate(rnd, evals, roles, state.evaluations.get(rnd, {})))
+            if rnd < cfg.run.rounds and state.updated_round != rnd:
+                rollouts = self.collect(rnd, self.sample_train(train, rnd), roles, state.rollouts.get(rnd, {}))
                 metrics["train_reward_mean"] = _mean([r.reward for r in rollouts])
                 metrics["train_score_after_mean"] = _mean([r.score_after for r in rollouts])
-                context = UpdateContext(round=rnd, seed=derive_seed(cfg.run.seed, "update", rnd),
-                                        workdir=self.store.dir, reference=lambda: self.load(roles.generator.spec))
-                seed_all(context.seed)
-                metrics.update(self.algorithm.update(roles.generator, rollouts, context))
+                self.update(rnd, roles, rollouts, metrics)
                 if cfg.run.checkpoint == "every_round":
-                    self.store.save_checkpoint(roles.generator.model, f"policy-round{rnd + 1}")
+                    store.save_checkpoint(roles.generator.model, f"policy-round{rnd + 1}")
             metrics["seconds"] = round(time.time() - started, 1)
-            self.store.append_metrics(metrics)
+            store.append_metrics(metrics)
             all_metrics.append(metrics)
-            write_results(self.store.dir, all_metrics, title)
-            self.registry.hook.seal_round_finished(round=rnd, metrics=metrics, run_dir=self.store.dir)
+            write_results(store.dir, all_metrics, title)
+            self.registry.hook.seal_round_finished(round=rnd, metrics=metrics, run_dir=store.dir)
             log.info("round finished", **{k: v for k, v in metrics.items() if not isinstance(v, dict)})
+            self.stop.check()
         if cfg.run.checkpoint == "final":
-            path = self.store.save_checkpoint(roles.generator.model, "policy")
+            path = store.save_checkpoint(roles.generator.model, "policy")
             log.info("checkpoint saved", path=str(path))
+        store.drop_resume_point()
         return all_metrics

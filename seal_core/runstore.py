@@ -6,13 +6,15 @@
     metrics.jsonl      one line per round (round 0: before any RL update)
     log.jsonl          structlog events
     results.md         the metrics table; plot.png: eval scores per round
-    checkpoints/       policy weights as safetensors
+    checkpoints/       policy weights as safetensors; while a run is unfinished also
+                       resume.safetensors + resume.json (see seal_core/resume.py)
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -69,8 +71,23 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def default_run_dir(domain: str, algorithm: str, parent: Path = Path("runs")) -> Path:
+RUNS_DIR = Path("runs")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+def default_run_dir(domain: str, algorithm: str, parent: Path = RUNS_DIR) -> Path:
     return parent / f"{time.strftime('%Y%m%d-%H%M%S')}-{domain}-{algorithm}"
+
+
+def named_run_dir(name: str, parent: Path = RUNS_DIR) -> Path:
+    """``parent/name``; a name that would leave ``parent`` (``..``, ``/``, ``~``) is refused."""
+    target = (parent / name).resolve()
+    if not _NAME.match(name) or name in (".", "..") or target.parent != parent.resolve():
+        raise SealError(
+            f"Run name {name!r} is not allowed: use letters, digits, '.', '_' and '-' (no path "
+            "separators, not starting with '.'), or pass a directory with --run-dir."
+        )
+    return parent / name
 
 
 class RunStore:
@@ -89,6 +106,17 @@ class RunStore:
             )
         run_dir.mkdir(parents=True, exist_ok=True)
         return cls(run_dir)
+
+    @classmethod
+    def existing(cls, run_dir: Path) -> "RunStore":
+        """A run directory to resume: it must hold the config.yaml of a started run."""
+        store = cls(run_dir)
+        if not store.config_path.is_file():
+            raise SealError(
+                f"'{run_dir}' is not a run directory to resume (no config.yaml). Pass the directory "
+                "a run was started in, as printed when it stopped."
+            )
+        return store
 
     # paths
     @property
@@ -141,8 +169,42 @@ class RunStore:
         path = out / f"{name}.safetensors"
         tmp = out / f".{name}.safetensors.tmp"
         save_file(tensors, str(tmp), metadata={"format": "pt"})
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
         os.replace(tmp, path)
         return path
+
+    # the resume point: the generator's weights after the last RL update, and that round's metrics
+    @property
+    def resume_path(self) -> Path:
+        return self.dir / "checkpoints" / "resume.json"
+
+    def save_resume_point(self, model: Any, round: int, metrics: dict[str, Any]) -> None:
+        """Weights first, then the record naming them: a record always has its weights."""
+        self.save_checkpoint(model, "resume")
+        atomic_write_text(self.resume_path, json.dumps({"round": round, "metrics": metrics}))
+
+    def read_resume_point(self) -> dict[str, Any] | None:
+        if not self.resume_path.is_file():
+            return None
+        return json.loads(self.resume_path.read_text(encoding="utf-8"))
+
+    def load_resume_point(self, loaded: Any) -> None:
+        """Write the saved generator weights into ``loaded`` (in place)."""
+        from safetensors.torch import load_file
+
+        from seal_core.models import load_weights
+
+        state = load_file(str(self.dir / "checkpoints" / "resume.safetensors"))
+        load_weights(loaded, state)
+
+    def drop_resume_point(self) -> None:
+        """A finished run needs no resume point (it is as large as the model)."""
+        self.resume_path.unlink(missing_ok=True)
+        (self.dir / "checkpoints" / "resume.safetensors").unlink(missing_ok=True)
+        checkpoints = self.dir / "checkpoints"
+        if checkpoints.is_dir() and not any(checkpoints.iterdir()):
+            checkpoints.rmdir()
 
     # reading
     def rollouts(self) -> list[Rollout]:
