@@ -27,8 +27,18 @@ $(STAMP): pyproject.toml constraints.txt | $(BIN)/python
 
 install: $(STAMP)
 
+EXAMPLE     := examples/seal-plugin-example
+EXAMPLE_RUN := build/example-run
+
+# The suite, then the example third-party plugin as a user would install and use it.
 test: install
+	$(BIN)/python -m pip install --quiet --no-deps -e $(EXAMPLE)
 	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(EXAMPLE)/tests
+	rm -rf $(EXAMPLE_RUN)
+	$(BIN)/seal-run run --run-dir $(EXAMPLE_RUN) --set domain.name=lexicon --set model.policy=tiny-random \
+	    --set rounds=1 --set edits_per_task=2 --set domain.train_limit=2 --set domain.eval_limit=2 \
+	    --set generator.max_new_tokens=8 --set inner.epochs=1 --set checkpoint=none
 
 test-slow: install
 	$(BIN)/python -m pytest -m slow

@@ -6,6 +6,7 @@
     seal-run config [--config FILE.yaml] [--set KEY=VALUE]...   print the resolved config
 
 Errors a user can cause (config, data, plugins) print one paragraph and exit with status 2.
+``SEAL_TRACE_HOOKS=1`` logs every hook call; ``SEAL_LOG_LEVEL`` sets the console log level.
 """
 
 from __future__ import annotations
@@ -48,16 +49,24 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
+    """Every component by kind, with its plugin and where that plugin came from.
+
+    ``--json`` prints one object per component: kind, name, plugin, distribution and version
+    (null for a plugin passed as a file or module), file (the plugin module's file) and source
+    ("distribution==version", else the file). ``SEAL_TRACE_HOOKS=1`` also logs each hook call.
+    """
     from seal_core.registry import Registry
 
     registry = Registry(args.plugins)
     entries = registry.entries()
     if args.json:
-        print(json.dumps([{"kind": e.kind, "name": e.name, "plugin": e.plugin, "source": e.source} for e in entries], indent=2))
+        print(json.dumps([e.to_json() for e in entries], indent=2))
         return 0
-    widths = [max(len(x) for x in col) for col in zip(("kind", "name", "plugin"), *[(e.kind, e.name, e.plugin) for e in entries])]
-    for row in [("kind", "name", "plugin", "source")] + [(e.kind, e.name, e.plugin, e.source) for e in entries]:
-        print("  ".join(str(v).ljust(w) for v, w in zip(row[:3], widths)) + "  " + row[3])
+    header = ("kind", "name", "plugin", "source")
+    rows = [header] + [(e.kind, e.name, e.plugin, e.source) for e in entries]
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    for row in rows:
+        print("  ".join(v.ljust(w) for v, w in zip(row[:3], widths)) + "  " + row[3])
     return 0
 
 

@@ -13,8 +13,11 @@ Component hooks hand the plugin a ``register`` callback; call it once per compon
         register(MyDomain())
 
 The core checks each component's contract, and two components of one kind with one name are an
-error that names both plugins. Event hooks are called by the engine while a run goes on; their
-return values are ignored.
+error that names both plugins. Component hooks are called once per plugin when the registry
+loads, before any model loads. Event hooks are called by the engine while a run goes on; their
+return values are ignored, and an exception raised in one stops the run.
+
+Set ``SEAL_TRACE_HOOKS=1`` to log every hook call, with the plugins that implement it.
 """
 
 from __future__ import annotations
@@ -37,7 +40,20 @@ hookspec = pluggy.HookspecMarker("seal")
 def seal_register_domains(register: Callable[[Any], None]) -> None:
     """Register domains (:class:`seal_core.Domain`): where tasks come from and what to train on.
 
-    :param register: call ``register(domain)`` once for each domain.
+    A domain has a ``name``; ``evaluator``, the name of the evaluator used when the config names
+    none; ``load_tasks(split, source=None)``, the ``"train"`` or ``"eval"`` tasks as
+    :class:`seal_core.TaskInstance` objects (``source`` is ``domain.source``, ``None`` for the
+    domain's bundled data; train and eval never share a task); ``edit_prompt(task)``, the prompt
+    that asks for a self-edit; and ``training_texts(task, edit)``, what the inner loop trains on.
+    Its ``Options`` dataclass declares its own ``domain.*`` config keys.
+
+    :param register: call ``register(domain)`` once for each domain (an instance, not a class).
+
+    Example::
+
+        @hookimpl
+        def seal_register_domains(register):
+            register(LexiconDomain())
     """
 
 
@@ -45,13 +61,29 @@ def seal_register_domains(register: Callable[[Any], None]) -> None:
 def seal_register_evaluators(register: Callable[[Any], None]) -> None:
     """Register evaluators (:class:`seal_core.Evaluator`): score a model on a task in [0, 1].
 
+    An evaluator has a ``name`` and ``score(model, tokenizer, task)``, a float in [0, 1]; it
+    must not show the model ``task.context``. Override ``evaluate(model, tokenizer, task)`` to
+    return a :class:`seal_core.Score` with extra metrics in ``details`` (they are written to
+    rollouts.jsonl). Its ``Options`` dataclass declares its ``evaluator.*`` config keys.
+
     :param register: call ``register(evaluator)`` once for each evaluator.
+
+    Example::
+
+        @hookimpl
+        def seal_register_evaluators(register):
+            register(ExactMatchEvaluator())
     """
 
 
 @hookspec
 def seal_register_edit_generators(register: Callable[[Any], None]) -> None:
     """Register edit generators (:class:`seal_core.EditGenerator`): write k self-edits per prompt.
+
+    An edit generator has a ``name`` and ``generate(model, prompts, k, greedy=False,
+    tasks=None)``, which returns, for each prompt, a list of ``k`` self-edits written by
+    ``model`` (a :class:`seal_core.LoadedModel`). Its ``Options`` dataclass declares its
+    ``generator.*`` config keys.
 
     :param register: call ``register(generator)`` once for each edit generator.
     """
@@ -61,6 +93,12 @@ def seal_register_edit_generators(register: Callable[[Any], None]) -> None:
 def seal_register_inner_updaters(register: Callable[[Any], None]) -> None:
     """Register inner updaters (:class:`seal_core.InnerUpdater`): theta -> theta' and back.
 
+    An inner updater has a ``name``, ``adapt(student, texts)``, which fine-tunes the student on
+    the training texts and returns the adapted model, and ``reset(student)``, after which the
+    student computes exactly what it did before ``adapt``. Raise
+    :class:`seal_core.EditRejected` from ``adapt`` for a self-edit that cannot be applied. Its
+    ``Options`` dataclass declares its ``inner.*`` config keys.
+
     :param register: call ``register(updater)`` once for each inner updater.
     """
 
@@ -69,6 +107,11 @@ def seal_register_inner_updaters(register: Callable[[Any], None]) -> None:
 def seal_register_algorithms(register: Callable[[Any], None]) -> None:
     """Register RL algorithms (:class:`seal_core.RLAlgorithm`): update the generator from rollouts.
 
+    An RL algorithm has a ``name`` and ``update(policy, rollouts, context)``, which updates the
+    policy's weights in place from the round's scored self-edits (:class:`seal_core.Rollout`)
+    and returns statistics for the round's metrics line. Its ``Options`` dataclass declares its
+    ``algorithm.*`` config keys.
+
     :param register: call ``register(algorithm)`` once for each algorithm.
     """
 
@@ -76,6 +119,10 @@ def seal_register_algorithms(register: Callable[[Any], None]) -> None:
 @hookspec
 def seal_register_setups(register: Callable[[Any], None]) -> None:
     """Register setups (:class:`seal_core.Setup`): which model writes edits, which is adapted.
+
+    A setup has a ``name``, ``model_keys`` (the ``model.*`` config keys it needs) and
+    ``build(load, models)``, which loads the models it needs with ``load(spec)`` and returns
+    :class:`seal_core.Roles` (the generator, trained by RL, and the student, adapted per edit).
 
     :param register: call ``register(setup)`` once for each setup.
     """
@@ -90,6 +137,9 @@ def seal_register_setups(register: Callable[[Any], None]) -> None:
 def seal_run_started(run_dir: Path, config: dict[str, Any]) -> None:
     """A run has started (or resumed) in ``run_dir`` with the resolved ``config``.
 
+    Called once per run, after the models are loaded and config.yaml is written, before the
+    first round.
+
     :param run_dir: the run directory.
     :param config: the resolved configuration, as written to ``config.yaml``.
     """
@@ -99,6 +149,10 @@ def seal_run_started(run_dir: Path, config: dict[str, Any]) -> None:
 def seal_rollout_scored(rollout: Rollout, run_dir: Path) -> None:
     """A self-edit was applied and scored; ``rollout`` has just been appended to rollouts.jsonl.
 
+    Called once per training self-edit (held-out evaluation does not call it). ``rollout`` holds
+    the round, the task id, the edit index, the prompt, the self-edit, the scores before and
+    after adapting, the reward and the evaluator's details.
+
     :param rollout: the scored self-edit.
     :param run_dir: the run directory.
     """
@@ -107,6 +161,8 @@ def seal_rollout_scored(rollout: Rollout, run_dir: Path) -> None:
 @hookspec
 def seal_round_finished(round: int, metrics: dict[str, Any], run_dir: Path) -> None:
     """A round has finished; ``metrics`` has just been appended to metrics.jsonl.
+
+    Called once per round, round 0 included, after results.md is rewritten.
 
     :param round: the round number (0 is before any RL update).
     :param metrics: the round's metrics line.

@@ -2,7 +2,16 @@
 
 Plugins come from the ``seal`` entry-point group of installed distributions (the built-ins too)
 and from ``--plugins`` (an importable module name or a path to a ``.py`` file). Each component
-hook is called once per plugin, so every component is known with the plugin that supplied it.
+hook is called once per plugin, so every component is known with the plugin that supplied it,
+and with where that plugin came from (its distribution and version, and its file).
+
+A broken plugin stops the run before any model loads, with one paragraph naming the plugin, the
+problem and the fix: a hook implementation whose name is no hook, a component of the wrong kind
+or missing part of its contract, a hook that raises.
+
+``SEAL_TRACE_HOOKS=1`` logs every hook call (the hook, the plugins that implement it, the
+arguments, the time it took) as a ``hook call`` event of logger ``seal.trace`` through structlog,
+so during a run the calls land in the run's ``log.jsonl`` too.
 """
 
 from __future__ import annotations
@@ -12,10 +21,13 @@ import hashlib
 import importlib
 import importlib.metadata
 import importlib.util
+import inspect
+import os
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping, Sequence
 
 import pluggy
 
@@ -31,6 +43,7 @@ from seal_core.components import (
 from seal_core.errors import PluginError, SealError
 
 ENTRY_POINT_GROUP = "seal"
+TRACE_ENV = "SEAL_TRACE_HOOKS"
 
 
 @dataclass(frozen=True)
@@ -56,6 +69,27 @@ KINDS: dict[str, Kind] = {
     )
 }
 
+#: required names that are plain attributes (strings), not methods
+_STRING_ATTRIBUTES = frozenset({"name", "evaluator"})
+#: what the engine calls on every component but the setup; the base classes provide it
+_ENGINE_METHODS = ("configured",)
+
+
+def hook_names() -> list[str]:
+    """The names of every hook in :mod:`seal_core.hookspecs`, in the order they are defined."""
+    marker = f"{ENTRY_POINT_GROUP}_spec"
+    return [n for n, obj in vars(hookspecs).items() if callable(obj) and hasattr(obj, marker)]
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a plugin came from: an installed distribution (entry point) and/or a file."""
+
+    source: str  # "distribution==version", else the file (or module name) of the plugin
+    distribution: str | None = None
+    version: str | None = None
+    file: str | None = None
+
 
 @dataclass(frozen=True)
 class Registered:
@@ -66,6 +100,21 @@ class Registered:
     component: Any
     plugin: str
     source: str  # "distribution==version" or the file/module the plugin came from
+    distribution: str | None = None  # the installed distribution that declared the entry point
+    version: str | None = None  # that distribution's version
+    file: str | None = None  # the plugin module's file, where it has one
+
+    def to_json(self) -> dict[str, Any]:
+        """What ``seal-run plugins --json`` prints for this component."""
+        return {
+            "kind": self.kind,
+            "name": self.name,
+            "plugin": self.plugin,
+            "distribution": self.distribution,
+            "version": self.version,
+            "file": self.file,
+            "source": self.source,
+        }
 
 
 def new_plugin_manager() -> pluggy.PluginManager:
@@ -74,8 +123,13 @@ def new_plugin_manager() -> pluggy.PluginManager:
     return pm
 
 
-def _import_extra(spec: str) -> tuple[str, Any, str]:
-    """Import a ``--plugins`` value: a ``.py`` path or a module name. Returns (name, module, source)."""
+def trace_requested() -> bool:
+    """Whether ``SEAL_TRACE_HOOKS`` asks for hook tracing (1, true, yes, on)."""
+    return os.environ.get(TRACE_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _import_extra(spec: str) -> tuple[str, Any, Origin]:
+    """Import a ``--plugins`` value: a ``.py`` path or a module name. Returns (name, module, origin)."""
     path = Path(spec)
     try:
         if spec.endswith(".py") or path.suffix == ".py":
@@ -95,9 +149,10 @@ def _import_extra(spec: str) -> tuple[str, Any, str]:
             except BaseException:
                 del sys.modules[mod_name]
                 raise
-            return path.stem, module, str(resolved)
+            return path.stem, module, Origin(str(resolved), file=str(resolved))
         module = importlib.import_module(spec)
-        return spec, module, getattr(module, "__file__", None) or spec
+        file = getattr(module, "__file__", None)
+        return spec, module, Origin(file or spec, file=file)
     except PluginError:
         raise
     except ModuleNotFoundError as exc:
@@ -111,24 +166,97 @@ def _import_extra(spec: str) -> tuple[str, Any, str]:
         raise PluginError(f"Plugin '{spec}' raised on import: {exc!r}. Fix the plugin.") from exc
 
 
-class Registry:
-    """All plugins and the components they registered, by kind and name."""
+def _describe(component: Any, noun: bool = False) -> str:
+    """``'name' (class X)`` for messages, without calling the component's own ``repr``.
 
-    def __init__(self, extra_plugins: list[str] | tuple[str, ...] = (), entry_points: bool = True):
+    Without a usable name: ``of class X``, or ``an object of class X`` where a noun is needed.
+    """
+    cls = type(component).__qualname__
+    name = getattr(component, "name", None)
+    if isinstance(name, str) and name:
+        return f"'{name}' (class {cls})"
+    return f"an object of class {cls}" if noun else f"of class {cls}"
+
+
+def _a(word: str) -> str:
+    """``word`` with its indefinite article: "a domain", "an evaluator"."""
+    return f"{'an' if word[:1] in 'aeiou' else 'a'} {word}"
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _trace_value(value: Any) -> Any:
+    """A hook argument as the trace shows it: numbers as they are, the rest as a short text."""
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    if isinstance(value, (str, Path)):
+        text = str(value)
+        return text if len(text) <= 80 else text[:77] + "..."
+    return _short(value)
+
+
+class _Register:
+    """The ``register`` callback handed to one plugin's component hook."""
+
+    def __init__(self, registry: "Registry", kind: Kind, plugin: str):
+        self._registry, self._kind, self._plugin = registry, kind, plugin
+
+    def __call__(self, component: Any) -> None:
+        self._registry._add(self._kind, component, self._plugin)
+
+    def __repr__(self) -> str:
+        return f"<register {self._kind.name} for plugin {self._plugin!r}>"
+
+
+class _HookTracer:
+    """pluggy hook-call monitoring that logs one ``hook call`` event per call, when it returns."""
+
+    def __init__(self) -> None:
+        import structlog
+
+        self.log = structlog.get_logger("seal.trace")
+        self._started: list[float] = []
+
+    def before(self, hook: str, impls: Sequence[pluggy.HookImpl], kwargs: Mapping[str, Any]) -> None:
+        self._started.append(time.perf_counter())
+
+    def after(self, outcome: pluggy.Result, hook: str, impls: Sequence[pluggy.HookImpl],
+              kwargs: Mapping[str, Any]) -> None:
+        seconds = time.perf_counter() - self._started.pop()
+        fields: dict[str, Any] = {
+            "logger": "seal.trace",
+            "hook": hook,
+            "plugins": [impl.plugin_name for impl in reversed(impls)],  # in call order
+            "args": {k: _trace_value(v) for k, v in kwargs.items()},
+            "seconds": round(seconds, 6),
+        }
+        if outcome.exception is not None:
+            fields["error"] = repr(outcome.exception)
+        self.log.info("hook call", **fields)
+
+
+class Registry:
+    """All plugins and the components they registered, by kind and name.
+
+    ``trace``: log every hook call (see the module docstring); ``None`` reads ``SEAL_TRACE_HOOKS``.
+    """
+
+    def __init__(self, extra_plugins: list[str] | tuple[str, ...] = (), entry_points: bool = True,
+                 trace: bool | None = None):
         self.pm = new_plugin_manager()
-        self._sources: dict[str, str] = {}
+        self._origins: dict[str, Origin] = {}
+        if trace_requested() if trace is None else trace:
+            tracer = _HookTracer()
+            self.pm.add_hookcall_monitoring(tracer.before, tracer.after)
         if entry_points:
             self._load_entry_points()
         for spec in extra_plugins:
-            name, module, source = _import_extra(spec)
-            self._register_plugin(module, name, source)
-        try:
-            self.pm.check_pending()
-        except pluggy.PluginValidationError as exc:
-            raise PluginError(
-                f"Plugin '{self.pm.get_name(exc.plugin)}' implements a hook that does not exist: {exc}. "
-                "Hook names start with 'seal_'; see seal_core/hookspecs.py for the list."
-            ) from exc
+            name, module, origin = _import_extra(spec)
+            self._register_plugin(module, name, origin)
+        self._check_pending()
         self.components: dict[str, dict[str, Registered]] = {k: {} for k in KINDS}
         self._collect()
 
@@ -147,48 +275,162 @@ class Registry:
                     f"Plugin '{ep.name}' (entry point '{ep.value}' of {source}) raised on import: "
                     f"{exc!r}. Fix or uninstall that distribution."
                 ) from exc
-            self._register_plugin(plugin, ep.name, source)
+            origin = Origin(
+                source,
+                distribution=dist.name if dist else None,
+                version=dist.version if dist else None,
+                file=getattr(plugin, "__file__", None),
+            )
+            self._register_plugin(plugin, ep.name, origin)
 
-    def _register_plugin(self, plugin: Any, name: str, source: str) -> None:
+    def _register_plugin(self, plugin: Any, name: str, origin: Origin) -> None:
+        source = origin.source
         if self.pm.has_plugin(name) or self.pm.is_registered(plugin):
             raise PluginError(
                 f"Plugin '{name}' ({source}) is loaded twice. Pass it to --plugins only when it "
                 "is not installed as an entry point, and only once."
             )
+        for hook in hook_names():
+            func = getattr(plugin, hook, None)
+            if callable(func) and self.pm.parse_hookimpl_opts(plugin, hook) is None:
+                raise PluginError(
+                    f"Plugin '{name}' ({source}) defines {hook}() without the @hookimpl decorator, "
+                    "so SEAL would never call it. Put `@hookimpl` (from seal_core import hookimpl) "
+                    f"on the line above `def {hook}`."
+                )
         try:
             self.pm.register(plugin, name=name)
         except pluggy.PluginValidationError as exc:
-            raise PluginError(f"Plugin '{name}' ({source}) is invalid: {exc}") from exc
-        self._sources[name] = source
+            problem = " ".join(str(exc).split())
+            raise PluginError(
+                f"Plugin '{name}' ({source}) cannot be registered: {problem}. A hook "
+                "implementation may take fewer arguments than the hook offers, never other ones: "
+                "use the argument names of the hook's signature in seal_core/hookspecs.py (listed "
+                "in docs/plugins.md)."
+            ) from exc
+        self._origins[name] = origin
+
+    def _check_pending(self) -> None:
+        """Every hook implementation must match a hook: a misspelled name is an error."""
+        try:
+            self.pm.check_pending()
+        except pluggy.PluginValidationError as exc:
+            name = self.pm.get_name(exc.plugin)
+            known = hook_names()
+            unknown = sorted(
+                caller.name
+                for caller in self.pm.get_hookcallers(exc.plugin) or []
+                if not caller.has_spec()
+                and any(i.plugin is exc.plugin and not i.optionalhook for i in caller.get_hookimpls())
+            ) or [str(exc)]
+            hints = []
+            for bad in unknown:
+                close = difflib.get_close_matches(bad, known, n=1)
+                hints.append(f"'{bad}' (did you mean '{close[0]}'?)" if close else f"'{bad}'")
+            raise PluginError(
+                f"Plugin '{name}' ({self._where(name)}) implements {', '.join(hints)}, which "
+                f"{'is not a SEAL hook' if len(hints) == 1 else 'are not SEAL hooks'}, so SEAL would "
+                f"never call {'it' if len(hints) == 1 else 'them'}. Rename "
+                f"{'the function' if len(hints) == 1 else 'each function'} to one of the hooks: "
+                f"{', '.join(known)} (see docs/plugins.md or seal_core/hookspecs.py)."
+            ) from exc
+
+    def _where(self, plugin: str) -> str:
+        origin = self._origins.get(plugin)
+        return origin.source if origin else "?"
 
     def _collect(self) -> None:
-        plugins = [(self.pm.get_name(p), p) for p in self.pm.get_plugins()]
+        plugins = sorted(((self.pm.get_name(p) or "", p) for p in self.pm.get_plugins()), key=lambda x: x[0])
         for kind in KINDS.values():
-            for plugin_name, plugin in sorted(plugins, key=lambda x: x[0] or ""):
+            implementers = {impl.plugin for impl in getattr(self.pm.hook, kind.hook).get_hookimpls()}
+            for plugin_name, plugin in plugins:
+                if plugin not in implementers:
+                    continue
                 others = [p for _, p in plugins if p is not plugin]
                 caller = self.pm.subset_hook_caller(kind.hook, remove_plugins=others)
-                caller(register=lambda c, k=kind, n=plugin_name: self._add(k, c, n))
+                try:
+                    caller(register=_Register(self, kind, plugin_name))
+                except PluginError:
+                    raise
+                except Exception as exc:  # the plugin's own bug: name it, do not start the run
+                    fix = "Fix the plugin, or uninstall it."
+                    if isinstance(exc, TypeError) and "abstract" in str(exc):
+                        fix = (f"A component class must implement every abstract method of "
+                               f"seal_core.{kind.base.__name__} before it can be created: add "
+                               "the missing methods.")
+                    raise PluginError(
+                        f"Plugin '{plugin_name}' ({self._where(plugin_name)}) raised {exc!r} in "
+                        f"{kind.hook}. {fix}"
+                    ) from exc
+
+    def _check_contract(self, kind: Kind, component: Any, plugin: str) -> None:
+        """The component can serve as a ``kind``; else a PluginError naming plugin and fix."""
+        who = f"Plugin '{plugin}' ({self._where(plugin)})"
+        base = f"seal_core.{kind.base.__name__}"
+        if inspect.isclass(component):
+            raise PluginError(
+                f"{who} passed the class {component.__qualname__} to the register callback of "
+                f"{kind.hook} instead of an instance of it. Call register({component.__qualname__}())."
+            )
+        if not isinstance(component, kind.base):
+            actual = next((k for k in KINDS.values() if isinstance(component, k.base)), None)
+            if actual is not None:
+                raise PluginError(
+                    f"{who} registered {_describe(component, noun=True)} as {_a(kind.name)}, but it is "
+                    f"{_a(actual.name)} (a subclass of seal_core.{actual.base.__name__}): {kind.hook} "
+                    f"takes {kind.name} components only. Register it from {actual.hook} instead."
+                )
+        needed = ("name", *kind.required)
+        missing = [a for a in needed if not hasattr(component, a)]
+        if missing:
+            fits = [k for k in KINDS.values()
+                    if k is not kind and all(hasattr(component, a) for a in ("name", *k.required))]
+            hint = (
+                f" It looks like {_a(fits[0].name)} (it has {', '.join(fits[0].required)}): "
+                f"register it from {fits[0].hook} instead."
+                if fits else f" Add {'it' if len(missing) == 1 else 'them'}, or subclass {base}."
+            )
+            raise PluginError(
+                f"{who} registered {_a(kind.name)} {_describe(component)} that has no "
+                f"{', '.join(repr(a) for a in missing)}. A {kind.name} needs: {', '.join(needed)} "
+                f"(see {base}).{hint}"
+            )
+        for attr in needed:
+            value = getattr(component, attr)
+            if attr in _STRING_ATTRIBUTES:
+                if not isinstance(value, str) or not value:
+                    raise PluginError(
+                        f"{who} registered {_a(kind.name)} {_describe(component)} whose '{attr}' is "
+                        f"{value!r}. Set '{attr}' to a non-empty string."
+                    )
+            elif not callable(value):
+                raise PluginError(
+                    f"{who} registered {_a(kind.name)} {_describe(component)} whose '{attr}' is "
+                    f"not a method but {_short(value, 40)}. Define {attr}() as in {base}."
+                )
+        if kind.name != "setup" and not isinstance(component, kind.base):
+            missing = [m for m in _ENGINE_METHODS if not callable(getattr(component, m, None))]
+            if missing:
+                raise PluginError(
+                    f"{who} registered {_a(kind.name)} {_describe(component)} that has no "
+                    f"{', '.join(repr(m) for m in missing)}: the engine hands every component its "
+                    f"options through it. Subclass {base}, which provides it."
+                )
 
     def _add(self, kind: Kind, component: Any, plugin: str) -> None:
-        for attr in ("name", *kind.required):
-            if not hasattr(component, attr):
-                raise PluginError(
-                    f"Plugin '{plugin}' registered a {kind.name} {component!r} that has no "
-                    f"'{attr}'. A {kind.name} needs: name, {', '.join(kind.required)} "
-                    f"(see seal_core.{kind.base.__name__})."
-                )
+        self._check_contract(kind, component, plugin)
         name = component.name
-        if not isinstance(name, str) or not name:
-            raise PluginError(f"Plugin '{plugin}' registered a {kind.name} whose name is {name!r}.")
         existing = self.components[kind.name].get(name)
         if existing is not None:
             raise PluginError(
                 f"Two {kind.name} components are named '{name}': one from plugin "
                 f"'{existing.plugin}' ({existing.source}) and one from plugin '{plugin}' "
-                f"({self._sources.get(plugin, '?')}). Uninstall one or rename its component."
+                f"({self._where(plugin)}). Uninstall one or rename its component."
             )
+        origin = self._origins.get(plugin) or Origin("?")
         self.components[kind.name][name] = Registered(
-            kind.name, name, component, plugin, self._sources.get(plugin, "?")
+            kind.name, name, component, plugin, origin.source,
+            distribution=origin.distribution, version=origin.version, file=origin.file,
         )
 
     # -- lookup --------------------------------------------------------------------------------
@@ -211,6 +453,10 @@ class Registry:
     def entries(self) -> list[Registered]:
         """Every registered component, sorted by kind and name."""
         return [r for k in KINDS for _, r in sorted(self.components[k].items())]
+
+    def origin(self, plugin: str) -> Origin | None:
+        """Where the plugin named ``plugin`` came from (None: no such plugin)."""
+        return self._origins.get(plugin)
 
     @property
     def hook(self) -> Any:
