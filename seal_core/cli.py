@@ -4,6 +4,7 @@
     seal-run run [--config FILE.yaml] [--set KEY=VALUE]... [--plugins X]... [--run-dir DIR | --name NAME]
     seal-run run --resume RUN_DIR [--plugins X]...   continue a killed or interrupted run
     seal-run config [--config FILE.yaml] [--set KEY=VALUE]...   print the resolved config
+    seal-run compare --algorithms rest-em,grpo,ppo,rloo [same options as run]
 
 Errors a user can cause (config, data, plugins) print one paragraph and exit with status 2.
 ``SEAL_TRACE_HOOKS=1`` logs every hook call; ``SEAL_LOG_LEVEL`` sets the console log level.
@@ -34,12 +35,19 @@ def _parser() -> argparse.ArgumentParser:
     p_plugins.add_argument("--json", action="store_true", help="print JSON instead of a table")
     plugin_arg(p_plugins)
 
-    for name, help_text in (("run", "run SEAL"), ("config", "print the resolved config and exit")):
+    for name, help_text in (("run", "run SEAL"), ("config", "print the resolved config and exit"),
+                            ("compare", "run several RL algorithms from one seed and budget, side by side")):
         p = sub.add_parser(name, help=help_text)
         p.add_argument("--config", metavar="FILE.yaml", help="YAML config file")
         p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                        help="override one config key, e.g. --set rounds=3 (repeatable)")
         plugin_arg(p)
+        if name == "compare":
+            p.add_argument("--algorithms", required=True, metavar="A,B,...",
+                           help="comma-separated algorithm names, e.g. rest-em,grpo,ppo,rloo")
+            where = p.add_mutually_exclusive_group()
+            where.add_argument("--run-dir", metavar="DIR", help="comparison directory (default: runs/<time>-compare)")
+            where.add_argument("--name", metavar="NAME", help="write the comparison to runs/NAME")
         if name == "run":
             where = p.add_mutually_exclusive_group()
             where.add_argument("--run-dir", metavar="DIR", help="where to write the run (default: runs/<time>-<domain>-<algorithm>)")
@@ -135,13 +143,50 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    import time
+
+    from seal_core import logs
+    from seal_core.compare import resolve_all, run_compare
+    from seal_core.interrupt import Interrupted, StopFlag
+    from seal_core.registry import Registry
+    from seal_core.runstore import RUNS_DIR, named_run_dir
+
+    registry = Registry(args.plugins)
+    algorithms = [a.strip() for a in args.algorithms.split(",") if a.strip()]
+    configs = resolve_all(args.config, args.overrides, algorithms, registry)  # all checked up front
+    if args.run_dir:
+        out_dir = Path(args.run_dir)
+    elif args.name:
+        out_dir = named_run_dir(args.name, RUNS_DIR)
+    else:
+        out_dir = RUNS_DIR / f"{time.strftime('%Y%m%d-%H%M%S')}-compare"
+    if out_dir.exists() and any(out_dir.iterdir()):
+        raise SealError(f"Comparison directory '{out_dir}' already holds files; pass a new --run-dir.")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    logs.configure(out_dir / "log.jsonl")
+    stop = StopFlag()
+    try:
+        with stop.on_sigint():
+            table = run_compare(configs, registry, out_dir, stop)
+    except Interrupted:
+        print(f"\nInterrupted. Finished algorithms are in {out_dir}; an unfinished one resumes with "
+              f"seal-run run --resume {out_dir}/<algorithm>", file=sys.stderr)
+        return 130
+    finally:
+        logs.configure()
+    print(table)
+    print(f"\nComparison: {out_dir}/comparison.md, comparison.png; each algorithm's run in {out_dir}/<algorithm>/")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     args = _parser().parse_args(argv)
     from seal_core import logs
 
     logs.configure()
-    handler = {"plugins": cmd_plugins, "run": cmd_run, "config": cmd_config}[args.command]
+    handler = {"plugins": cmd_plugins, "run": cmd_run, "config": cmd_config, "compare": cmd_compare}[args.command]
     try:
         return handler(args)
     except SealError as exc:

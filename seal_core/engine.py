@@ -23,6 +23,7 @@ from dataclasses import asdict
 from typing import Any
 
 import structlog
+import torch
 from tqdm import tqdm
 
 from seal_core.components import Roles, UpdateContext
@@ -130,6 +131,24 @@ class Engine:
             out.append((prompt, edits))
         return out
 
+    def edit_logprobs(self, tasks: list[TaskInstance], edits: dict[str, tuple[str, list[str]]],
+                      roles: Roles) -> dict[tuple[str, int], list[float]]:
+        """Per-token log-probs of each self-edit under the policy that wrote it, for algorithms
+        that declare ``needs_logprobs`` (the "old" policy of a clipped-ratio update)."""
+        if not getattr(self.algorithm, "needs_logprobs", False):
+            return {}
+        from seal_core.rl import completion_logprobs
+
+        out = {}
+        gen = roles.generator
+        for task in tasks:
+            prompt, task_edits = edits[task.id]
+            with torch.no_grad():
+                logp, mask = completion_logprobs(gen.model, gen.tokenizer, [prompt] * len(task_edits), task_edits)
+            for i, (row, keep) in enumerate(zip(logp, mask)):
+                out[(task.id, i)] = [float(v) for v, m in zip(row, keep) if m]
+        return out
+
     # -- one round -----------------------------------------------------------------------------
 
     def evaluate(self, rnd: int, tasks: list[TaskInstance], roles: Roles, done: dict[str, dict]) -> dict[str, Any]:
@@ -162,6 +181,7 @@ class Engine:
         k = self.config.run.edits_per_task
         todo = [t for t in tasks if any((t.id, i) not in done for i in range(k))]
         edits = dict(zip([t.id for t in todo], self.write_edits(rnd, todo, roles, k, False, f"round {rnd} · train self-edits")))
+        logprobs = self.edit_logprobs(todo, edits, roles)
         pairs = [(t, i) for t in todo for i in range(k) if (t.id, i) not in done]
         scored = dict(done)
         for task, i in tqdm(pairs, desc=f"round {rnd} · inner updates", unit="edit", dynamic_ncols=True):
@@ -174,7 +194,8 @@ class Engine:
                 details["reason"] = reason
             rollout = Rollout(round=rnd, task_id=task.id, edit_index=i, prompt=prompt,
                               edit=edit, score_before=before.value, score_after=score.value,
-                              reward=score.value - before.value, details=details)
+                              reward=score.value - before.value, details=details,
+                              logprobs=logprobs.get((task.id, i)))
             self.store.append_rollout(rollout)
             self.registry.hook.seal_rollout_scored(rollout=rollout, run_dir=self.store.dir)
             scored[(task.id, i)] = rollout

@@ -62,6 +62,9 @@ class Rollout:
     score_after: float
     reward: float
     details: dict[str, Any] = field(default_factory=dict)
+    #: per-token log-probabilities of ``edit`` under the policy that wrote it, computed with
+    #: :func:`seal_core.rl.completion_logprobs`; filled in when the algorithm asks for them
+    logprobs: list[float] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -74,6 +77,7 @@ class Rollout:
             "score_after": self.score_after,
             "reward": self.reward,
             "details": self.details,
+            "logprobs": self.logprobs,
         }
 
     @classmethod

@@ -1,0 +1,69 @@
+"""Algorithms ``grpo`` and ``dr-grpo``: group-relative policy optimisation over the k self-edits of a task.
+
+The engine samples ``k`` self-edits per task and scores each; a task's rollouts in a round form
+a group. Each self-edit's advantage is its reward relative to its group (``grpo``: standardised
+by the group's std; ``dr-grpo``: only centred), the same advantage for every token of it. The
+policy (all weights of a plain copy, AdamW) minimises PPO's clipped surrogate on the per-token
+ratio new/old, plus ``beta`` times the k3 estimate of KL(policy || initial policy), for
+``epochs`` passes over the rollouts; the result is written back in place. The math is in
+:mod:`seal_core.rl`, shared with ``rloo`` and ``ppo``.
+
+Departures from DeepSeekMath's GRPO (Shao et al. 2024), said plainly:
+
+- one "iteration" per round: rollouts come from the engine once per round, scored by the
+  inner loop, so there is no reference-model refresh and no fresh sampling between steps;
+- ``beta`` defaults to 0 (no KL, as TRL and Dr. GRPO do): then no reference model is loaded;
+- a task with one rollout has advantage 0 (verl gives it its raw reward);
+- log-probs are of the decoded, re-tokenised self-edit plus eos at temperature 1, not of the
+  sampled token ids at the sampling temperature and top-p.
+
+``dr-grpo`` (Liu et al. 2025, "Understanding R1-Zero-like training") is ``grpo`` with
+``estimator=dr-grpo`` (no std) and ``loss_agg=seq-mean-token-sum`` (no 1/|o|). Dr. GRPO divides
+the summed loss by a constant generation budget; under AdamW a constant factor changes nothing
+but the point where ``max_grad_norm`` clips, so we leave it out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from seal_core import hookimpl
+from seal_core.rl import ADVANTAGE_ESTIMATORS, LossAgg, OutcomePolicyGradient, PolicyGradientOptions, Tensor
+
+
+@dataclass
+class GRPOOptions(PolicyGradientOptions):
+    estimator: str = "grpo"  # a name in seal_core.rl.ADVANTAGE_ESTIMATORS: grpo, dr-grpo, rloo, ...
+    eps: float = 1e-6  # added to the group std (grpo estimator)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.estimator not in ADVANTAGE_ESTIMATORS:
+            raise ValueError(f"estimator must be one of {', '.join(sorted(ADVANTAGE_ESTIMATORS))}, got {self.estimator!r}")
+        if self.eps <= 0:
+            raise ValueError(f"eps must be > 0, got {self.eps}")
+
+
+@dataclass
+class DrGRPOOptions(GRPOOptions):
+    estimator: str = "dr-grpo"  # r - group mean: no division by the group's std
+    loss_agg: LossAgg = "seq-mean-token-sum"  # no 1/|o| length normalisation
+
+
+class GRPO(OutcomePolicyGradient):
+    name = "grpo"
+    Options = GRPOOptions
+
+    def advantages(self, rewards: Tensor, groups: Tensor) -> Tensor:
+        return ADVANTAGE_ESTIMATORS[self.options.estimator](rewards, groups, eps=self.options.eps)  # (N,)
+
+
+class DrGRPO(GRPO):
+    name = "dr-grpo"
+    Options = DrGRPOOptions
+
+
+@hookimpl
+def seal_register_algorithms(register):
+    register(GRPO())
+    register(DrGRPO())

@@ -1,0 +1,186 @@
+"""Algorithm ``ppo``: proximal policy optimisation with a value head on the generator.
+
+Our own PPO (TRL removed its ``PPOTrainer``), over the engine's scored rollouts:
+
+1. a value head, ``torch.nn.Linear(hidden_size, 1)`` on the generator's last hidden state, reads
+   V(prompt + self-edit so far) before each self-edit token; it lives on this algorithm object,
+   one per policy model, and keeps learning across rounds;
+2. each self-edit is an episode whose only reward, the rollout's reward, comes after its last
+   token (eos); with ``beta > 0`` every token also pays ``beta * (logp_old - logp_ref)``, the
+   per-token KL penalty of RLHF-style PPO, against the initial policy;
+3. GAE(gamma, lam) over the self-edit's tokens gives advantages and returns; advantages are
+   whitened over all tokens of the round;
+4. ``ppo_epochs`` passes over the rollouts in shuffled batches minimise the clipped policy loss
+   plus ``vf_coef`` times the clipped value loss (backbone and value head together, AdamW);
+5. the trained weights are written back into the policy in place.
+
+The shared math (log-probs, GAE, both losses, whitening) is :mod:`seal_core.rl`'s.
+
+Departures, said plainly: the value head starts at zero (V = 0 everywhere: the first round's
+advantages are discounted rewards) and is not saved in checkpoints, so a resumed run starts a
+fresh one; old values come from the value head before the round's first step, as in PPO, but
+the rollouts were sampled once per round by the engine rather than by the PPO loop; log-probs are
+of the re-tokenised self-edit at temperature 1 (see ``grpo``); no entropy bonus.
+"""
+
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import structlog
+import torch
+
+from seal_core import LoadedModel, RLAlgorithm, Rollout, UpdateContext, hookimpl
+from seal_core.models import load_weights, plain_state_dict
+from seal_core.rl import (
+    LOSS_AGGS,
+    TokenizedRollouts,
+    clipped_policy_loss,
+    clipped_value_loss,
+    forward_completions,
+    gae,
+    masked_mean,
+    masked_whiten,
+    minibatches,
+    old_logprobs,
+    optimizer_step,
+    pad_rows,
+    reference_logprobs,
+    trainable_copy,
+)
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class PPOOptions:
+    learning_rate: float = 1e-5  # AdamW, all policy weights and the value head
+    ppo_epochs: int = 4  # passes over each round's rollouts
+    batch_size: int = 8  # rollouts per optimiser step
+    clip_eps: float = 0.2  # policy ratio clipped to [1 - clip_eps, 1 + clip_eps]
+    clip_eps_value: float = 0.2  # new values kept within +-clip_eps_value of the old ones
+    vf_coef: float = 0.1  # weight of the value loss
+    gamma: float = 1.0  # discount over the self-edit's tokens (1: the reward counts in full)
+    lam: float = 0.95  # GAE lambda: 1 = Monte Carlo returns, 0 = one-step TD
+    whiten_advantages: bool = True  # mean 0, variance 1 over the round's tokens
+    beta: float = 0.0  # per-token KL penalty in the reward against the initial policy; 0: none
+    loss_agg: Literal["token-mean", "seq-mean-token-mean", "seq-mean-token-sum"] = "token-mean"
+    max_grad_norm: float = 1.0  # gradient norm clipping; 0: off
+    weight_decay: float = 0.0
+    max_length: int = 1024  # prompt + self-edit tokens; longer self-edits lose their end
+
+    def __post_init__(self) -> None:
+        if self.learning_rate <= 0:
+            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
+        if self.ppo_epochs < 1 or self.batch_size < 1 or self.max_length < 2:
+            raise ValueError("ppo_epochs and batch_size must be >= 1 and max_length >= 2")
+        if not 0 < self.clip_eps < 1 or self.clip_eps_value <= 0:
+            raise ValueError(f"clip_eps must be in (0, 1) and clip_eps_value > 0, got {self.clip_eps}, {self.clip_eps_value}")
+        if not 0 <= self.gamma <= 1 or not 0 <= self.lam <= 1:
+            raise ValueError(f"gamma and lam must be in [0, 1], got {self.gamma}, {self.lam}")
+        if self.vf_coef < 0 or self.beta < 0 or self.max_grad_norm < 0 or self.weight_decay < 0:
+            raise ValueError("vf_coef, beta, max_grad_norm and weight_decay must be >= 0")
+        if self.loss_agg not in LOSS_AGGS:
+            raise ValueError(f"loss_agg must be one of {', '.join(LOSS_AGGS)}, got {self.loss_agg!r}")
+
+
+class PPO(RLAlgorithm):
+    name = "ppo"
+    Options = PPOOptions
+    needs_logprobs = True
+
+    def value_head(self, policy: LoadedModel) -> torch.nn.Linear:
+        """This policy's value head, made (at zero) on first use and kept across rounds.
+
+        Keyed weakly by the policy's model object, which stays the same across rounds (updates
+        are in place); a freed model takes its head with it, so a new one never inherits it.
+        """
+        heads = self.__dict__.setdefault("_value_heads", weakref.WeakKeyDictionary())
+        head = heads.get(policy.model)
+        if head is None:
+            hidden = policy.model.config.get_text_config().hidden_size
+            head = torch.nn.Linear(hidden, 1)
+            torch.nn.init.zeros_(head.weight)
+            torch.nn.init.zeros_(head.bias)
+            heads[policy.model] = head
+        return head.to(policy.device)
+
+    @torch.no_grad()
+    def _score(self, model: Any, head: torch.nn.Linear, data: TokenizedRollouts, batch_size: int) -> tuple[list, list]:
+        """Per-rollout log-probs and values (1-D tensors) before any update."""
+        logps, values = [], []
+        for start in range(0, len(data), batch_size):
+            idx = list(range(start, min(start + batch_size, len(data))))
+            logp, states = forward_completions(model, data.batch(idx), hidden=True)
+            v = head(states.float()).squeeze(-1)  # (b, T)
+            logps += [logp[b, : data.n_tokens(i)] for b, i in enumerate(idx)]
+            values += [v[b, : data.n_tokens(i)] for b, i in enumerate(idx)]
+        return logps, values
+
+    def update(self, policy: LoadedModel, rollouts: list[Rollout], context: UpdateContext) -> dict[str, Any]:
+        opts = self.options
+        stats: dict[str, Any] = {"n_rollouts": len(rollouts), "n_kept": len(rollouts)}
+        if not rollouts:
+            log.info("ppo: update skipped: no rollouts", round=context.round)
+            return {**stats, "skipped": "no rollouts"}
+        work = trainable_copy(policy)
+        head = self.value_head(policy)
+        data = TokenizedRollouts(work, rollouts, opts.max_length)
+        logps, values = self._score(work.model, head, data, opts.batch_size)
+        old = old_logprobs(work.model, data, opts.batch_size, computed=logps)
+        T = max(data.n_tokens(i) for i in range(len(data)))
+        mask = pad_rows([torch.ones(data.n_tokens(i), device=data.device) for i in range(len(data))], T)  # (N, T)
+        rewards = torch.zeros_like(mask)  # (N, T): the rollout's reward after its last token
+        for i, r in enumerate(rollouts):
+            rewards[i, data.n_tokens(i) - 1] = r.reward
+        logp_old = pad_rows(old, T)  # (N, T)
+        if opts.beta > 0:
+            ref = pad_rows(reference_logprobs(context, data, opts.batch_size, self.name), T)  # (N, T)
+            kl = (logp_old - ref) * mask  # (N, T) k1 estimate per token
+            rewards = rewards - opts.beta * kl
+            stats["kl"] = float(masked_mean(kl, mask))
+        values_old = pad_rows(values, T)  # (N, T)
+        adv, returns = gae(rewards, values_old, mask, opts.gamma, opts.lam)  # (N, T)
+        stats |= {"adv_mean": float(masked_mean(adv, mask)), "value_mean": float(masked_mean(values_old, mask)),
+                  "return_mean": float(masked_mean(returns, mask))}
+        if not bool((adv.abs() * mask > 1e-12).any()):
+            reason = "all advantages are zero (every reward 0 and the value head predicts 0)"
+            log.info(f"ppo: update skipped: {reason}", round=context.round, rollouts=len(rollouts))
+            return {**stats, "skipped": reason}
+        if opts.whiten_advantages:
+            adv = masked_whiten(adv, mask)
+
+        params = [p for p in work.model.parameters() if p.requires_grad] + list(head.parameters())
+        optimizer = torch.optim.AdamW(params, lr=opts.learning_rate, weight_decay=opts.weight_decay)
+        sums: dict[str, float] = {}
+        steps = 0
+        for epoch in range(opts.ppo_epochs):
+            for idx in minibatches(len(data), opts.batch_size, context.seed, epoch):
+                batch = data.batch(idx)
+                t = batch.mask.shape[1]  # this batch's longest self-edit, <= T
+                logp, states = forward_completions(work.model, batch, hidden=True)  # (b, t), (b, t, H)
+                v = head(states.float()).squeeze(-1)  # (b, t)
+                pg, clip_frac = clipped_policy_loss(logp, logp_old[idx, :t], adv[idx, :t], batch.mask,
+                                                    opts.clip_eps, opts.loss_agg)
+                vf, vf_clip_frac = clipped_value_loss(v, values_old[idx, :t], returns[idx, :t], batch.mask,
+                                                      opts.clip_eps_value)
+                loss = pg + opts.vf_coef * vf
+                optimizer_step(params, optimizer, loss, opts.max_grad_norm)
+                step = {"loss": loss.item(), "pg_loss": pg.item(), "vf_loss": vf.item(), "clip_frac": float(clip_frac),
+                        "vf_clip_frac": float(vf_clip_frac),
+                        "approx_kl_old": float(masked_mean(logp_old[idx, :t] - logp.detach(), batch.mask))}
+                for k, val in step.items():
+                    sums[k] = sums.get(k, 0.0) + val
+                steps += 1
+        load_weights(policy, plain_state_dict(work.model))
+        stats |= {k: val / steps for k, val in sums.items()} | {"steps": steps}
+        log.info("ppo: policy updated", round=context.round, rollouts=len(rollouts), steps=steps,
+                 loss=round(stats["loss"], 4), vf_loss=round(stats["vf_loss"], 4), clip_frac=round(stats["clip_frac"], 3))
+        return stats
+
+
+@hookimpl
+def seal_register_algorithms(register):
+    register(PPO())

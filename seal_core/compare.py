@@ -1,0 +1,154 @@
+"""``seal-run compare``: several RL algorithms on one footing.
+
+Each algorithm runs from the same config and seed, so every run starts from the same policy,
+samples the same training tasks each round (they are seeded by round, not by what came before)
+and scores the same number of self-edits per round. Only the update differs. Each algorithm
+gets its own run directory under the comparison directory, which also receives
+``comparison.md`` and ``comparison.png``.
+
+Overrides: ``--set KEY=VALUE`` applies to every run; ``--set algorithms.NAME.KEY=VALUE`` only to
+algorithm NAME's section (e.g. ``--set algorithms.grpo.beta=0.04``).
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from seal_core.config import Config, load_raw, parse_override, resolve
+from seal_core.errors import ConfigError
+from seal_core.runstore import RunStore, atomic_write_text, read_jsonl
+
+log = structlog.get_logger(__name__)
+
+
+def split_overrides(overrides: list[str], algorithms: list[str]) -> tuple[list[str], dict[str, list[str]]]:
+    """Shared overrides, and per-algorithm ones (``algorithms.NAME.KEY=V`` -> ``algorithm.KEY=V``)."""
+    shared: list[str] = []
+    per: dict[str, list[str]] = {a: [] for a in algorithms}
+    for text in overrides:
+        keys, _ = parse_override(text)
+        if keys[0] == "algorithm" and len(keys) > 1 and keys[1] == "name":
+            raise ConfigError("compare sets algorithm.name itself: list the algorithms with --algorithms.")
+        if keys[0] != "algorithms":
+            shared.append(text)
+            continue
+        if len(keys) < 3 or keys[1] not in per:
+            raise ConfigError(
+                f"--set '{text}': per-algorithm keys are algorithms.NAME.KEY with NAME one of "
+                f"{', '.join(algorithms)}."
+            )
+        per[keys[1]].append("algorithm." + text.split(".", 2)[2])
+    return shared, per
+
+
+def resolve_all(config_file: str | None, overrides: list[str], algorithms: list[str], registry: Any) -> dict[str, Config]:
+    """One validated config per algorithm, all checked before anything runs."""
+    if not algorithms or len(set(algorithms)) != len(algorithms):
+        raise ConfigError(f"--algorithms needs distinct names, e.g. rest-em,grpo,ppo,rloo; got {algorithms}.")
+    shared, per = split_overrides(overrides, algorithms)
+    base = load_raw(config_file, shared)
+    configs = {}
+    for name in algorithms:
+        raw = copy.deepcopy(base)
+        section = dict(raw.get("algorithm") or {})
+        if section.get("name") not in (None, name):
+            section = {}  # the file's options belong to another algorithm
+        raw["algorithm"] = {**section, "name": name}
+        for text in per[name]:
+            keys, value = parse_override(text)
+            raw["algorithm"][keys[1]] = value
+        configs[name] = resolve(raw, registry)
+    return configs
+
+
+def inner_evaluations(run_dir: Path) -> int:
+    """Inner-loop evaluations (adapt + score) a run spent: rollouts plus held-out evaluations."""
+    return len(read_jsonl(run_dir / "rollouts.jsonl")) + len(read_jsonl(run_dir / "evaluations.jsonl"))
+
+
+def comparison_table(results: dict[str, dict[str, Any]]) -> str:
+    """Markdown: one row per algorithm."""
+    rounds = max(len(r["metrics"]) for r in results.values())
+    head = ["algorithm", *[f"eval r{i}" for i in range(rounds)], "best round", "mean train reward",
+            "wall time (s)", "inner evaluations"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
+    for name, r in results.items():
+        evals = [m.get("eval_adapted") for m in r["metrics"]]
+        scored = [(v, i) for i, v in enumerate(evals) if v is not None]
+        best = max(scored, key=lambda x: (x[0], -x[1]))[1] if scored else None
+        rewards = [m["train_reward_mean"] for m in r["metrics"] if m.get("train_reward_mean") is not None]
+        cells = [name, *[f"{v:.3f}" if v is not None else "-" for v in evals],
+                 "-" if best is None else str(best),
+                 f"{sum(rewards) / len(rewards):.3f}" if rewards else "-",
+                 f"{r['seconds']:.0f}", str(r["inner_evaluations"])]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_comparison(out_dir: Path, results: dict[str, dict[str, Any]], title: str) -> str:
+    table = comparison_table(results)
+    text = (
+        f"# {title}\n\n{table}\n\n"
+        "eval rN: held-out score after a greedy self-edit of the policy at round N (round 0 is "
+        "before any update, the same for every algorithm). mean train reward: the mean "
+        "improvement of the sampled self-edits over all training rounds. inner evaluations: "
+        "adapt-and-score operations the run spent (the budget, equal across algorithms).\n\n"
+        "![eval score per round](comparison.png)\n"
+    )
+    atomic_write_text(out_dir / "comparison.md", text)
+    _plot(out_dir / "comparison.png", results, title)
+    return table
+
+
+def _plot(path: Path, results: dict[str, dict[str, Any]], title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+    for name, r in results.items():
+        rounds = [m["round"] for m in r["metrics"]]
+        ax.plot(rounds, [m.get("eval_adapted") for m in r["metrics"]], marker="o", label=name)
+    ax.set_xlabel("round (0 = before any RL update)")
+    ax.set_ylabel("held-out score (adapted)")
+    ax.set_title(title, fontsize=10)
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def run_compare(configs: dict[str, Config], registry: Any, out_dir: Path, stop: Any) -> str:
+    """Run every algorithm into ``out_dir/NAME`` and write the comparison; return the table."""
+    from seal_core import logs
+    from seal_core.engine import Engine
+
+    results: dict[str, dict[str, Any]] = {}
+    for name, config in configs.items():
+        run_dir = out_dir / name
+        engine = Engine(config, registry, stop)
+        engine.load_tasks()
+        store = RunStore.create(run_dir)
+        logs.configure(store.log_path)
+        log.info("compare: algorithm started", algorithm=name, run_dir=str(run_dir))
+        started = time.time()
+        try:
+            metrics = engine.run(store)
+        finally:
+            logs.configure(out_dir / "log.jsonl")
+        results[name] = {"metrics": metrics, "seconds": time.time() - started,
+                         "inner_evaluations": inner_evaluations(run_dir)}
+        first = next(iter(configs.values()))
+        title = f"SEAL {first.components['domain']} · {first.model.policy} · seed {first.run.seed}"
+        write_comparison(out_dir, results, title)  # after each algorithm, so partial results show
+    return comparison_table(results)
