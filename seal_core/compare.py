@@ -21,6 +21,7 @@ import structlog
 
 from seal_core.config import Config, load_raw, parse_override, resolve
 from seal_core.errors import ConfigError
+from seal_core.results import plot_rounds
 from seal_core.runstore import RunStore, atomic_write_text, read_jsonl
 
 log = structlog.get_logger(__name__)
@@ -101,31 +102,9 @@ def write_comparison(out_dir: Path, results: dict[str, dict[str, Any]], title: s
         "![eval score per round](comparison.png)\n"
     )
     atomic_write_text(out_dir / "comparison.md", text)
-    _plot(out_dir / "comparison.png", results, title)
+    lines = {name: [(m["round"], m.get("eval_adapted")) for m in r["metrics"]] for name, r in results.items()}
+    plot_rounds(out_dir / "comparison.png", lines, title, "held-out score (adapted)")
     return table
-
-
-def _plot(path: Path, results: dict[str, dict[str, Any]], title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
-    for name, r in results.items():
-        rounds = [m["round"] for m in r["metrics"]]
-        ax.plot(rounds, [m.get("eval_adapted") for m in r["metrics"]], marker="o", label=name)
-    ax.set_xlabel("round (0 = before any RL update)")
-    ax.set_ylabel("held-out score (adapted)")
-    ax.set_title(title, fontsize=10)
-    ax.set_ylim(bottom=0)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    tmp.replace(path)
 
 
 def run_compare(configs: dict[str, Config], registry: Any, out_dir: Path, stop: Any) -> str:

@@ -54,19 +54,26 @@ def write_results(run_dir: Path, metrics: list[dict[str, Any]], title: str) -> s
 
 
 def write_plot(path: Path, metrics: list[dict[str, Any]], title: str) -> None:
+    """plot.png: the held-out scores with and without adaptation, per round."""
+    lines = {label: [(m["round"], m.get(key)) for m in metrics]
+             for key, label in (("eval_adapted", "adapted (greedy self-edit)"), ("eval_base", "no adaptation"))}
+    plot_rounds(path, lines, title, "held-out score")
+
+
+def plot_rounds(path: Path, lines: dict[str, list[tuple[int, Any]]], title: str, ylabel: str) -> None:
+    """A PNG with one line per label of (round, value) points, written through a rename."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rounds = [m["round"] for m in metrics]
     fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
-    for key, label in (("eval_adapted", "adapted (greedy self-edit)"), ("eval_base", "no adaptation")):
-        ax.plot(rounds, [m.get(key) for m in metrics], marker="o", label=label)
+    for label, points in lines.items():
+        ax.plot([r for r, _ in points], [v for _, v in points], marker="o", label=label)
     ax.set_xlabel("round (0 = before any RL update)")
-    ax.set_ylabel("held-out score")
+    ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
-    ax.set_xticks(rounds)
+    ax.set_xticks(sorted({r for points in lines.values() for r, _ in points}))
     ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3)
     ax.legend()

@@ -378,16 +378,21 @@ class PolicyGradientOptions:
     max_length: int = 1024  # prompt + self-edit tokens; longer self-edits lose their end
 
     def __post_init__(self) -> None:
-        if self.learning_rate <= 0:
-            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
-        if self.epochs < 1 or self.batch_size < 1 or self.max_length < 2:
-            raise ValueError("epochs and batch_size must be >= 1 and max_length >= 2")
-        if not 0 < self.clip_eps < 1:
-            raise ValueError(f"clip_eps must be in (0, 1), got {self.clip_eps}")
-        if self.beta < 0 or self.max_grad_norm < 0 or self.weight_decay < 0:
-            raise ValueError("beta, max_grad_norm and weight_decay must be >= 0")
-        if self.loss_agg not in LOSS_AGGS:
-            raise ValueError(f"loss_agg must be one of {', '.join(LOSS_AGGS)}, got {self.loss_agg!r}")
+        check_update_options(self, "epochs")
+
+
+def check_update_options(opts: Any, epochs_field: str) -> None:
+    """Range checks of the knobs every policy-gradient algorithm has (ValueError on a bad one)."""
+    if opts.learning_rate <= 0:
+        raise ValueError(f"learning_rate must be > 0, got {opts.learning_rate}")
+    if getattr(opts, epochs_field) < 1 or opts.batch_size < 1 or opts.max_length < 2:
+        raise ValueError(f"{epochs_field} and batch_size must be >= 1 and max_length >= 2")
+    if not 0 < opts.clip_eps < 1:
+        raise ValueError(f"clip_eps must be in (0, 1), got {opts.clip_eps}")
+    if opts.beta < 0 or opts.max_grad_norm < 0 or opts.weight_decay < 0:
+        raise ValueError("beta, max_grad_norm and weight_decay must be >= 0")
+    if opts.loss_agg not in LOSS_AGGS:
+        raise ValueError(f"loss_agg must be one of {', '.join(LOSS_AGGS)}, got {opts.loss_agg!r}")
 
 
 def trainable_copy(policy: LoadedModel) -> LoadedModel:
