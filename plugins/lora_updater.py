@@ -24,7 +24,7 @@ import torch
 
 from seal_core import InnerUpdater, hookimpl
 from seal_core.errors import EditRejected
-from seal_core.types import LoadedModel
+from seal_core.types import LoadedModel, TrainingExample, TrainingSet
 
 log = structlog.get_logger(__name__)
 
@@ -68,10 +68,21 @@ class LoraOptions:
 
 def tokenize_texts(tokenizer: Any, texts: list[str], max_length: int, device: Any) -> dict[str, torch.Tensor]:
     """Right-padded causal-LM batch; labels are -100 on padding. EOS ends every text."""
+    return tokenize_examples(tokenizer, [TrainingExample(t) for t in texts], max_length, device)
+
+
+def tokenize_examples(tokenizer: Any, examples: list[TrainingExample], max_length: int, device: Any,
+                      completion_only: bool = False) -> dict[str, torch.Tensor]:
+    """Right-padded causal-LM batch of prompt + completion + EOS; labels are -100 on padding and,
+    with ``completion_only``, on the prompt's tokens too."""
     eos = tokenizer.eos_token or ""
-    enc = tokenizer([t + eos for t in texts], padding=True, truncation=True, max_length=max_length,
+    enc = tokenizer([e.text + eos for e in examples], padding=True, truncation=True, max_length=max_length,
                     return_tensors="pt", add_special_tokens=False)
     labels = enc["input_ids"].masked_fill(enc["attention_mask"] == 0, -100)
+    if completion_only:
+        prompt_lengths = [len(ids) for ids in tokenizer([e.prompt for e in examples], add_special_tokens=False)["input_ids"]]
+        for row, n in enumerate(prompt_lengths):
+            labels[row, :n] = -100
     return {"input_ids": enc["input_ids"].to(device), "attention_mask": enc["attention_mask"].to(device),
             "labels": labels.to(device)}
 
@@ -126,26 +137,29 @@ class LoraUpdater(InnerUpdater):
         names = self._initial(student)
         return [p for n, p in student.model.named_parameters() if n in names]
 
-    def adapt(self, student: LoadedModel, texts: list[str]) -> LoadedModel:
+    def adapt(self, student: LoadedModel, data: TrainingSet | list[str]) -> LoadedModel:
         opts = self.options
+        data = TrainingSet.coerce(data)
         self._initial(student)
-        if not texts:
+        if not data:
             return student
-        self._warn_if_truncated(student.tokenizer, texts)
+        examples = data.examples
+        self._warn_if_truncated(student.tokenizer, data.texts)
         model = student.model
         _enable_adapters(model, True)
         params = self._adapter_params(student)
-        optimizer = torch.optim.AdamW(params, lr=opts.learning_rate, weight_decay=opts.weight_decay)
+        optimizer = torch.optim.AdamW(params, lr=data.learning_rate or opts.learning_rate,
+                                      weight_decay=opts.weight_decay)
         device = student.device
         autocast = (torch.autocast(device_type=device.type, dtype=torch.bfloat16)
                     if opts.autocast_bf16 else contextlib.nullcontext())
         model.train()
         try:
-            for _ in range(opts.epochs):
-                order = torch.randperm(len(texts)).tolist()
+            for _ in range(data.epochs or opts.epochs):
+                order = torch.randperm(len(examples)).tolist()
                 for start in range(0, len(order), opts.batch_size):
-                    batch = tokenize_texts(student.tokenizer, [texts[i] for i in order[start:start + opts.batch_size]],
-                                           opts.max_length, device)
+                    batch = tokenize_examples(student.tokenizer, [examples[i] for i in order[start:start + opts.batch_size]],
+                                              opts.max_length, device, completion_only=data.loss_on == "completion")
                     with autocast:
                         loss = model(**batch).loss
                     if not math.isfinite(loss.item()):

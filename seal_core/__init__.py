@@ -21,7 +21,7 @@ from seal_core.components import (  # noqa: E402  (hookimpl must exist before pl
     UpdateContext,
 )
 from seal_core.errors import ConfigError, DataError, EditRejected, PluginError, SealError  # noqa: E402
-from seal_core.types import LoadedModel, Rollout, Score, TaskInstance  # noqa: E402
+from seal_core.types import LoadedModel, Rollout, Score, TaskInstance, TrainingExample, TrainingSet  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -40,6 +40,8 @@ __all__ = [
     "LoadedModel",
     "Rollout",
     "Score",
+    "TrainingExample",
+    "TrainingSet",
     "SealError",
     "ConfigError",
     "DataError",

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from seal_core.types import LoadedModel, Rollout, Score, TaskInstance
+from seal_core.types import LoadedModel, Rollout, Score, TaskInstance, TrainingSet
 
 
 class Component(ABC):
@@ -70,6 +70,16 @@ class Domain(Component):
     def training_texts(self, task: TaskInstance, edit: str) -> list[str]:
         """The texts the inner loop trains on for this self-edit (may be empty)."""
 
+    def training_set(self, task: TaskInstance, edit: str) -> TrainingSet:
+        """What the inner loop trains on, and how; the engine calls this one.
+
+        The default trains on :meth:`training_texts` with the updater's own hyperparameters.
+        Override it to mask the loss to completions or to let the self-edit choose the learning
+        rate and the number of epochs. Raise :class:`seal_core.errors.EditRejected` (with the
+        reason) for a self-edit that cannot be used: it then scores as no adaptation.
+        """
+        return TrainingSet.from_texts(self.training_texts(task, edit))
+
 
 class Evaluator(Component):
     """Scores a (possibly adapted) model on a task, without showing it the context."""
@@ -104,21 +114,26 @@ class EditGenerator(Component):
 
 
 class InnerUpdater(Component):
-    """The inner loop: theta -> theta' on training texts, and back again."""
+    """The inner loop: theta -> theta' on a self-edit's training set, and back again."""
 
     @abstractmethod
-    def adapt(self, student: LoadedModel, texts: list[str]) -> LoadedModel:
-        """Fine-tune ``student`` on ``texts`` and return the adapted model."""
+    def adapt(self, student: LoadedModel, data: TrainingSet | list[str]) -> LoadedModel:
+        """Fine-tune ``student`` on ``data`` and return the adapted model.
+
+        ``data`` is a :class:`TrainingSet` (a plain list of texts is accepted too: use
+        :meth:`TrainingSet.coerce`); its ``learning_rate``/``epochs``, when set, override the
+        updater's options for this call.
+        """
 
     @abstractmethod
     def reset(self, student: LoadedModel) -> None:
         """Undo :meth:`adapt`: afterwards ``student`` computes exactly what it did before."""
 
     @contextmanager
-    def adapted(self, student: LoadedModel, texts: list[str]) -> Iterator[LoadedModel]:
-        """``with updater.adapted(student, texts) as model:`` - resets on exit, even on error."""
+    def adapted(self, student: LoadedModel, data: TrainingSet | list[str]) -> Iterator[LoadedModel]:
+        """``with updater.adapted(student, data) as model:`` - resets on exit, even on error."""
         try:
-            yield self.adapt(student, texts)
+            yield self.adapt(student, data)
         finally:
             self.reset(student)
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Iterator
 from dataclasses import asdict
 from typing import Any
 
@@ -106,15 +107,27 @@ class Engine:
             self._base_scores[key] = self.evaluator.evaluate(student.model, student.tokenizer, task)
         return self._base_scores[key]
 
+    def score_edits(self, rnd: int, items: list[tuple[TaskInstance, int, str]], student: LoadedModel,
+                    ) -> Iterator[tuple[TaskInstance, int, Score, str | None]]:
+        """Score (task, edit index, edit) items; yields (task, edit index, score, reject reason)
+        for each item, in order, as soon as it is scored.
+
+        The one place where the inner loop runs, for training rollouts and for evaluation alike.
+        The student is back to its unadapted state whenever an item is yielded.
+        """
+        for task, edit_index, edit in items:
+            score, reason = self.score_edit(rnd, task, edit_index, edit, student)
+            yield task, edit_index, score, reason
+
     def score_edit(self, rnd: int, task: TaskInstance, edit_index: int, edit: str,
                    student: LoadedModel) -> tuple[Score, str | None]:
         """Adapt the student on the edit, score it, reset. A rejected edit scores as unadapted."""
         seed_all(derive_seed(self.config.run.seed, "inner", rnd, task.id, edit_index))
         try:
-            texts = self.domain.training_texts(task, edit)
-            if not texts:
+            data = self.domain.training_set(task, edit)
+            if not data:
                 raise EditRejected("the self-edit yields no training text")
-            with self.updater.adapted(student, texts) as adapted:
+            with self.updater.adapted(student, data) as adapted:
                 return self.evaluator.evaluate(adapted.model, adapted.tokenizer, task), None
         except EditRejected as exc:
             log.warning("self-edit rejected", round=rnd, task_id=task.id, edit_index=edit_index, reason=str(exc))
@@ -156,10 +169,12 @@ class Engine:
         todo = [t for t in tasks if t.id not in done]
         edits = self.write_edits(rnd, todo, roles, 1, True, f"round {rnd} · eval self-edits")
         rows = dict(done)
-        for task, (_, (edit,)) in tqdm(list(zip(todo, edits)), desc=f"round {rnd} · eval adapt+score",
-                                       unit="task", dynamic_ncols=True):
+        items = [(task, -1, edit) for task, (_, (edit,)) in zip(todo, edits)]
+        edit_of = {task.id: edit for task, _, edit in items}
+        for task, _, score, reason in tqdm(self.score_edits(rnd, items, roles.student), total=len(items),
+                                           desc=f"round {rnd} · eval adapt+score", unit="task", dynamic_ncols=True):
+            edit = edit_of[task.id]
             before = self.base_score(rnd, task, roles.student)
-            score, reason = self.score_edit(rnd, task, -1, edit, roles.student)
             row = {"round": rnd, "task_id": task.id, "edit": edit, "score_before": before.value,
                    "score_after": score.value, "reason": reason, "details_before": before.details,
                    "details": score.details}
@@ -182,13 +197,13 @@ class Engine:
         todo = [t for t in tasks if any((t.id, i) not in done for i in range(k))]
         edits = dict(zip([t.id for t in todo], self.write_edits(rnd, todo, roles, k, False, f"round {rnd} · train self-edits")))
         logprobs = self.edit_logprobs(todo, edits, roles)
-        pairs = [(t, i) for t in todo for i in range(k) if (t.id, i) not in done]
+        items = [(t, i, edits[t.id][1][i]) for t in todo for i in range(k) if (t.id, i) not in done]
         scored = dict(done)
-        for task, i in tqdm(pairs, desc=f"round {rnd} · inner updates", unit="edit", dynamic_ncols=True):
+        for task, i, score, reason in tqdm(self.score_edits(rnd, items, roles.student), total=len(items),
+                                           desc=f"round {rnd} · inner updates", unit="edit", dynamic_ncols=True):
             prompt, task_edits = edits[task.id]
             edit = task_edits[i]
             before = self.base_score(rnd, task, roles.student)
-            score, reason = self.score_edit(rnd, task, i, edit, roles.student)
             details = dict(score.details)
             if reason:
                 details["reason"] = reason

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 
 @dataclass(frozen=True)
@@ -16,6 +16,53 @@ class TaskInstance:
     id: str
     context: str
     evaluation: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class TrainingExample:
+    """One training sequence of the inner loop: ``prompt`` followed by ``completion``.
+
+    Whether the loss covers the prompt tokens too is the :class:`TrainingSet`'s ``loss_on``.
+    Plain texts are examples with an empty prompt.
+    """
+
+    completion: str
+    prompt: str = ""
+
+    @property
+    def text(self) -> str:
+        return self.prompt + self.completion
+
+
+@dataclass
+class TrainingSet:
+    """What the inner loop trains on for one self-edit, and how.
+
+    ``learning_rate`` and ``epochs`` override the inner updater's options for this self-edit only
+    (``None``: the updater's own), so that a domain can let the self-edit choose them (ARC does).
+    ``loss_on="completion"`` puts the loss on the completion tokens only.
+    """
+
+    examples: list[TrainingExample]
+    learning_rate: float | None = None
+    epochs: int | None = None
+    loss_on: Literal["all", "completion"] = "all"
+
+    @classmethod
+    def from_texts(cls, texts: list[str]) -> "TrainingSet":
+        return cls([TrainingExample(t) for t in texts])
+
+    @classmethod
+    def coerce(cls, data: "TrainingSet | list[str]") -> "TrainingSet":
+        """Accept a plain list of texts wherever a training set is expected."""
+        return data if isinstance(data, TrainingSet) else cls.from_texts(list(data))
+
+    @property
+    def texts(self) -> list[str]:
+        return [e.text for e in self.examples]
+
+    def __len__(self) -> int:
+        return len(self.examples)
 
 
 @dataclass

@@ -235,3 +235,35 @@ def test_tokenize_texts_masks_padding(tiny):
     # truncation
     long = tokenize_texts(tiny.tokenizer, ["word " * 200], 16, torch.device("cpu"))
     assert long["input_ids"].shape[1] == 16
+
+
+def test_completion_only_masks_prompt_tokens(tiny):
+    from seal_core.types import TrainingExample
+    from seal_plugins.lora_updater import tokenize_examples
+
+    ex = [TrainingExample(prompt="Question: where?\n", completion="Answer: here")]
+    full = tokenize_examples(tiny.tokenizer, ex, 64, torch.device("cpu"))
+    masked = tokenize_examples(tiny.tokenizer, ex, 64, torch.device("cpu"), completion_only=True)
+    n_prompt = len(tiny.tokenizer("Question: where?\n", add_special_tokens=False)["input_ids"])
+    assert (full["labels"] != -100).sum() == full["input_ids"].shape[1]
+    assert (masked["labels"][0, :n_prompt] == -100).all()
+    assert (masked["labels"][0, n_prompt:] != -100).all()
+
+
+def test_training_set_overrides_learning_rate_and_epochs(fresh_tiny):
+    from seal_core.types import TrainingSet
+
+    up = updater(epochs=1, learning_rate=1e-3)
+    initial = up._initial(fresh_tiny)
+
+    def distance_moved(data: TrainingSet) -> float:
+        up.adapt(fresh_tiny, data)
+        with torch.no_grad():
+            moved = sum(float((p - initial[n]).abs().sum()) for n, p in fresh_tiny.model.named_parameters() if n in initial)
+        up.reset(fresh_tiny)
+        return moved
+
+    examples = TrainingSet.from_texts(TEXTS).examples
+    plain = distance_moved(TrainingSet(examples))
+    assert distance_moved(TrainingSet(examples, learning_rate=1e-2)) > 3 * plain
+    assert distance_moved(TrainingSet(examples, epochs=3)) > 1.5 * plain
