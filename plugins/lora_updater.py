@@ -155,9 +155,13 @@ class LoraUpdater(InnerUpdater):
                     if opts.autocast_bf16 else contextlib.nullcontext())
         model.train()
         try:
+            steps = 0
             for _ in range(data.epochs or opts.epochs):
                 order = torch.randperm(len(examples)).tolist()
                 for start in range(0, len(order), opts.batch_size):
+                    if data.max_steps is not None and steps >= data.max_steps:
+                        break
+                    steps += 1
                     batch = tokenize_examples(student.tokenizer, [examples[i] for i in order[start:start + opts.batch_size]],
                                               opts.max_length, device, completion_only=data.loss_on == "completion")
                     with autocast:

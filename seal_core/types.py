@@ -40,12 +40,14 @@ class TrainingSet:
 
     ``learning_rate`` and ``epochs`` override the inner updater's options for this self-edit only
     (``None``: the updater's own), so that a domain can let the self-edit choose them (ARC does).
-    ``loss_on="completion"`` puts the loss on the completion tokens only.
+    ``loss_on="completion"`` puts the loss on the completion tokens only. ``max_steps`` caps the
+    optimizer steps of this self-edit (``None``: no cap beyond the epochs).
     """
 
     examples: list[TrainingExample]
     learning_rate: float | None = None
     epochs: int | None = None
+    max_steps: int | None = None
     loss_on: Literal["all", "completion"] = "all"
 
     @classmethod

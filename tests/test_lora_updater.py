@@ -257,6 +257,7 @@ def test_training_set_overrides_learning_rate_and_epochs(fresh_tiny):
     initial = up._initial(fresh_tiny)
 
     def distance_moved(data: TrainingSet) -> float:
+        torch.manual_seed(0)  # the same shuffle order for every call
         up.adapt(fresh_tiny, data)
         with torch.no_grad():
             moved = sum(float((p - initial[n]).abs().sum()) for n, p in fresh_tiny.model.named_parameters() if n in initial)
@@ -267,3 +268,5 @@ def test_training_set_overrides_learning_rate_and_epochs(fresh_tiny):
     plain = distance_moved(TrainingSet(examples))
     assert distance_moved(TrainingSet(examples, learning_rate=1e-2)) > 3 * plain
     assert distance_moved(TrainingSet(examples, epochs=3)) > 1.5 * plain
+    one_epoch = -(-len(examples) // up.options.batch_size)
+    assert distance_moved(TrainingSet(examples, epochs=3, max_steps=one_epoch)) == pytest.approx(plain, rel=1e-5)
