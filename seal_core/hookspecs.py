@@ -45,6 +45,9 @@ def seal_register_domains(register: Callable[[Any], None]) -> None:
     :class:`seal_core.TaskInstance` objects (``source`` is ``domain.source``, ``None`` for the
     domain's bundled data; train and eval never share a task); ``edit_prompt(task)``, the prompt
     that asks for a self-edit; and ``training_texts(task, edit)``, what the inner loop trains on.
+    Optionally ``training_set(task, edit)`` returns a :class:`seal_core.TrainingSet` instead:
+    prompt/completion examples with a completion-only loss, or a learning rate, epochs and a
+    step cap chosen by the self-edit (raise :class:`seal_core.EditRejected` for an unusable one).
     Its ``Options`` dataclass declares its own ``domain.*`` config keys.
 
     :param register: call ``register(domain)`` once for each domain (an instance, not a class).
