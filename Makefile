@@ -32,10 +32,12 @@ install: $(STAMP)
 EXAMPLE     := examples/seal-plugin-example
 EXAMPLE_RUN := build/example-run
 
-# The suite, then the example third-party plugin as a user would install and use it.
+# The suite, then the 2-process DeepSpeed tests (slow, so out of the default selection, but CI
+# runs them), then the example third-party plugin as a user would install and use it.
 test: install
 	$(BIN)/python -m pip install --quiet --no-deps -e $(EXAMPLE)
 	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -m distributed  # 2-process torchrun/gloo runs (~100 s), marked slow
 	$(BIN)/python -m pytest $(EXAMPLE)/tests
 	rm -rf $(EXAMPLE_RUN)
 	$(BIN)/seal-run run --run-dir $(EXAMPLE_RUN) --set domain.name=lexicon --set model.policy=tiny-random \
