@@ -25,6 +25,8 @@ from seal_core.errors import SealError
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="seal-run", description="SEAL: self-adapting language models.")
     parser.add_argument("--version", action="version", version=f"seal-run {__version__}")
+    # the deepspeed launcher passes --local_rank=N first; the rank is read from LOCAL_RANK anyway
+    parser.add_argument("--local_rank", "--local-rank", type=int, help=argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", required=True)
 
     def plugin_arg(p: argparse.ArgumentParser) -> None:
