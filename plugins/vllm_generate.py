@@ -27,25 +27,18 @@ from typing import Any
 import torch
 
 from seal_core import EditGenerator, LoadedModel, TaskInstance, hookimpl
+from seal_core.generation import SamplingOptions
 from seal_core.models import is_tiny_spec, plain_state_dict
 from seal_core.prompting import format_prompt
 
 
 @dataclass
-class VLLMOptions:
-    temperature: float = 1.0  # sampling temperature (greedy edits for evaluation ignore it)
-    top_p: float = 0.95  # nucleus sampling
-    max_new_tokens: int = 192  # self-edit length in tokens
+class VLLMOptions(SamplingOptions):  # temperature, top_p, max_new_tokens, as hf-generate
     gpu_memory_utilization: float = 0.3  # vLLM's share of the GPU; the policy, the student and the update share the rest
     enforce_eager: bool = True  # no CUDA-graph capture: faster start, a little slower decoding
 
     def __post_init__(self) -> None:
-        if self.temperature <= 0:
-            raise ValueError(f"temperature must be > 0, got {self.temperature}")
-        if not 0 < self.top_p <= 1:
-            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
-        if self.max_new_tokens < 1:
-            raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        super().__post_init__()
         if not 0 < self.gpu_memory_utilization < 1:
             raise ValueError(f"gpu_memory_utilization must be in (0, 1), got {self.gpu_memory_utilization}")
         if importlib.util.find_spec("vllm") is None:
