@@ -337,8 +337,7 @@ def resolve(raw: dict[str, Any], registry: Any) -> Config:
         if section == "domain":
             domain_section = core
     assert domain_section is not None
-    if trainer.deepspeed is not None:
-        from seal_core.zero import check_deepspeed
+    from seal_core.zero import check_deepspeed
 
-        check_deepspeed(trainer.deepspeed, registry.get("algorithm", components["algorithm"]))
+    check_deepspeed(trainer.deepspeed, registry.get("algorithm", components["algorithm"]))
     return Config(run, domain_section, model, components, options, resolved, trainer)

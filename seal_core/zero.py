@@ -61,8 +61,17 @@ def load_config(value: str) -> dict[str, Any]:
     return config
 
 
-def check_deepspeed(value: str, algorithm: Any) -> None:
-    """Config-time checks of ``trainer.deepspeed``: the file, the algorithm, DeepSpeed itself."""
+def check_deepspeed(value: str | None, algorithm: Any) -> None:
+    """Config-time checks of ``trainer.deepspeed``: the file, the algorithm, DeepSpeed itself
+    (also when the value is unset but a multi-process launch will use ``zero2``)."""
+    if value is None:
+        if distributed.active() and getattr(algorithm, "supports_deepspeed", False) \
+                and importlib.util.find_spec("deepspeed") is None:
+            raise ConfigError(
+                f"Under a multi-process launcher the update of '{algorithm.name}' runs under DeepSpeed "
+                f"(trainer.deepspeed defaults to zero2), which is not installed: {INSTALL_HINT}."
+            )
+        return
     load_config(value)
     if not getattr(algorithm, "supports_deepspeed", False):
         raise ConfigError(
@@ -195,7 +204,8 @@ class UpdateLoop:
             return values
         import torch.distributed as dist
 
-        total = torch.tensor([v * share for v in values.values()], dtype=torch.float64)
+        device = next(self.module.parameters()).device  # NCCL reduces CUDA tensors only
+        total = torch.tensor([v * share for v in values.values()], dtype=torch.float64, device=device)
         dist.all_reduce(total)
         return dict(zip(values, (total / distributed.world_size()).tolist()))
 

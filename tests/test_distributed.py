@@ -105,6 +105,17 @@ def test_deepspeed_choice(registry, tmp_path):
     assert deepspeed_config("zero2", none) is None
 
 
+def test_a_launch_without_deepspeed_installed_fails_before_any_model_loads(registry, monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "deepspeed" else real(name, *a))
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(ConfigError, match="defaults to zero2.*not installed"):
+        resolve(load_raw(None, []), registry)
+    resolve(load_raw(None, ["algorithm.name=none"]), registry)  # rank 0 updates alone: no DeepSpeed needed
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    resolve(load_raw(None, []), registry)  # one process: the plain update
+
+
 def test_without_deepspeed_the_config_is_unchanged(registry):
     config = resolve(load_raw(None, []), registry)
     assert config.trainer.deepspeed is None and config.raw["trainer"] == {"deepspeed": None}
