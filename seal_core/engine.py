@@ -10,6 +10,10 @@
             rollouts -> rollouts.jsonl, one line as each is scored
             algorithm.update(generator_model, rollouts)   # in place
 
+Under ``torchrun`` or the ``deepspeed`` launcher the same loop runs on every rank: self-edits
+and the inner loop are split across ranks and gathered, the update runs data-parallel, rank 0
+alone writes (:mod:`seal_core.distributed`, docs/distributed.md).
+
 The student's own score is computed once per task and round (it only changes when the RL update
 changes the student's weights). Every random step is seeded from (seed, step name, round, task,
 edit), so a step gives the same result whatever ran before it.
@@ -73,6 +77,7 @@ class Engine:
         self.updater = registry.get("inner_updater", names["inner"]).configured(opts["inner"])
         self.algorithm = registry.get("algorithm", names["algorithm"]).configured(opts["algorithm"])
         self.setup = registry.get("setup", config.run.setup)
+        self.hooks = registry.hook if distributed.is_main() else _NoHooks()  # events: once, from rank 0
         self._base_scores: dict[tuple[int, str], Score] = {}
 
     # -- set-up --------------------------------------------------------------------------------
@@ -210,9 +215,8 @@ class Engine:
         for row in tqdm(self.scored_rows(rnd, items, roles.student, evaluation), total=len(items),
                         desc=f"round {rnd} · eval adapt+score", unit="task", dynamic_ncols=True,
                         disable=not distributed.is_main()):
-            task_id = row["task_id"]
             self.store.append_evaluation(row)
-            rows[task_id] = row
+            rows[row["task_id"]] = row
             self.stop.check()
         ordered = [rows[t.id] for t in tasks]
         return {
@@ -248,8 +252,7 @@ class Engine:
                             desc=f"round {rnd} · inner updates", unit="edit", dynamic_ncols=True,
                             disable=not distributed.is_main()):
             self.store.append_rollout(rollout)
-            if distributed.is_main():  # event hooks run on rank 0 alone, once per event
-                self.registry.hook.seal_rollout_scored(rollout=rollout, run_dir=self.store.dir)
+            self.hooks.seal_rollout_scored(rollout=rollout, run_dir=self.store.dir)
             scored[(rollout.task_id, rollout.edit_index)] = rollout
             self.stop.check()
         return [scored[(t.id, i)] for t in tasks for i in range(k)]
@@ -298,8 +301,7 @@ class Engine:
                      weights_after_update_of_round=state.updated_round)
         if not resume:
             store.write_config(cfg.to_yaml())
-        hooks = self.registry.hook if distributed.is_main() else _NoHooks()
-        hooks.seal_run_started(run_dir=store.dir, config=cfg.raw)
+        self.hooks.seal_run_started(run_dir=store.dir, config=cfg.raw)
         title = f"SEAL {self.domain.name} · {cfg.components['algorithm']} · {roles.generator.spec}"
         all_metrics = list(state.metrics)
         for rnd in range(state.next_round, cfg.run.rounds + 1):
@@ -322,7 +324,7 @@ class Engine:
             all_metrics.append(metrics)
             if distributed.is_main():
                 write_results(store.dir, all_metrics, title)
-            hooks.seal_round_finished(round=rnd, metrics=metrics, run_dir=store.dir)
+            self.hooks.seal_round_finished(round=rnd, metrics=metrics, run_dir=store.dir)
             log.info("round finished", **{k: v for k, v in metrics.items() if not isinstance(v, dict)})
             self.stop.check()
         if cfg.run.checkpoint == "final":
