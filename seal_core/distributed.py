@@ -1,6 +1,6 @@
 """Several processes, one run: the rank from the launcher, work split across ranks, results gathered.
 
-``torchrun --nproc_per_node N seal-run run ...`` and ``deepspeed --num_gpus N $(which seal-run) run ...``
+``torchrun --nproc_per_node N $(which seal-run) run ...`` and ``deepspeed --num_gpus N $(which seal-run) run ...``
 both start N copies of ``seal-run`` with ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR``
 and ``MASTER_PORT`` set. :func:`init` joins them into one process group (gloo on CPU, nccl on
 GPU). Every rank then runs the same loop on the same data:

@@ -28,7 +28,7 @@ import structlog
 import torch
 
 from seal_core.components import RLAlgorithm, UpdateContext
-from seal_core.models import load_weights, plain_copy, plain_state_dict
+from seal_core.models import load_weights, plain_copy
 from seal_core.prompting import format_prompt
 from seal_core.types import LoadedModel, Rollout
 from seal_core.zero import UpdateLoop, optimizer_step  # noqa: F401  (optimizer_step: public here since before)
