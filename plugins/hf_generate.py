@@ -9,23 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from seal_core import EditGenerator, LoadedModel, TaskInstance, hookimpl
-from seal_core.generation import generate_texts
+from seal_core.generation import SamplingOptions, generate_texts
 from seal_core.prompting import format_prompt
 
 
 @dataclass
-class HFGenerateOptions:
-    temperature: float = 1.0  # sampling temperature (greedy edits for evaluation ignore it)
-    top_p: float = 0.95  # nucleus sampling
-    max_new_tokens: int = 192  # self-edit length in tokens; longer edits are cut there
-
-    def __post_init__(self) -> None:
-        if self.temperature <= 0:
-            raise ValueError(f"temperature must be > 0, got {self.temperature}")
-        if not 0 < self.top_p <= 1:
-            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
-        if self.max_new_tokens < 1:
-            raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+class HFGenerateOptions(SamplingOptions):
+    """temperature, top_p, max_new_tokens (see :class:`seal_core.generation.SamplingOptions`)."""
 
 
 class HFGenerate(EditGenerator):

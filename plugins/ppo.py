@@ -33,19 +33,20 @@ import structlog
 import torch
 
 from seal_core import LoadedModel, RLAlgorithm, Rollout, UpdateContext, hookimpl
-from seal_core.models import load_weights, plain_state_dict
+from seal_core.models import load_weights
 from seal_core.rl import (
     TokenizedRollouts,
+    UpdateLoop,
     check_update_options,
     clipped_policy_loss,
     clipped_value_loss,
     forward_completions,
     gae,
+    item_weight,
     masked_mean,
     masked_whiten,
     minibatches,
     old_logprobs,
-    optimizer_step,
     pad_rows,
     reference_logprobs,
     trainable_copy,
@@ -85,20 +86,24 @@ class PPO(RLAlgorithm):
     name = "ppo"
     Options = PPOOptions
     needs_logprobs = True
+    supports_deepspeed = True
 
-    def value_head(self, policy: LoadedModel) -> torch.nn.Linear:
-        """This policy's value head, made (at zero) on first use and kept across rounds.
+    def value_head(self, policy: LoadedModel, state: dict[str, torch.Tensor] | None = None) -> torch.nn.Linear:
+        """This policy's value head, made (at zero) on first use and kept across rounds; ``state``
+        replaces it by a new one with those weights.
 
         Keyed weakly by the policy's model object, which stays the same across rounds (updates
         are in place); a freed model takes its head with it, so a new one never inherits it.
         """
         heads = self.__dict__.setdefault("_value_heads", weakref.WeakKeyDictionary())
         head = heads.get(policy.model)
-        if head is None:
+        if head is None or state is not None:
             hidden = policy.model.config.get_text_config().hidden_size
             head = torch.nn.Linear(hidden, 1)
             torch.nn.init.zeros_(head.weight)
             torch.nn.init.zeros_(head.bias)
+            if state is not None:
+                head.load_state_dict(state)
             heads[policy.model] = head
         return head.to(policy.device)
 
@@ -147,29 +152,38 @@ class PPO(RLAlgorithm):
         if opts.whiten_advantages:
             adv = masked_whiten(adv, mask)
 
-        params = [p for p in work.model.parameters() if p.requires_grad] + list(head.parameters())
-        optimizer = torch.optim.AdamW(params, lr=opts.learning_rate, weight_decay=opts.weight_decay)
+        # one module, so that DeepSpeed (when used) shards and steps the backbone and the head together
+        both = torch.nn.ModuleDict({"policy": work.model, "value_head": head})
+        loop = UpdateLoop(both, learning_rate=opts.learning_rate, weight_decay=opts.weight_decay,
+                          max_grad_norm=opts.max_grad_norm, deepspeed=context.deepspeed)
+        pg_weight, vf_weight = item_weight(data, opts.loss_agg), item_weight(data, "token-mean")
         sums: dict[str, float] = {}
         steps = 0
         for epoch in range(opts.ppo_epochs):
             for idx in minibatches(len(data), opts.batch_size, context.seed, epoch):
-                batch = data.batch(idx)
+                mine = loop.part(idx)  # all of idx in one process; each loss's share is 1.0 there
+                pg_share, vf_share = loop.share(idx, pg_weight), loop.share(idx, vf_weight)
+                batch = data.batch(mine)
                 t = batch.mask.shape[1]  # this batch's longest self-edit, <= T
-                logp, states = forward_completions(work.model, batch, hidden=True)  # (b, t), (b, t, H)
-                v = head(states.float()).squeeze(-1)  # (b, t)
-                pg, clip_frac = clipped_policy_loss(logp, logp_old[idx, :t], adv[idx, :t], batch.mask,
+                logp, states = forward_completions(loop.module["policy"], batch, hidden=True)  # (b, t), (b, t, H)
+                v = loop.module["value_head"](states.float()).squeeze(-1)  # (b, t)
+                pg, clip_frac = clipped_policy_loss(logp, logp_old[mine, :t], adv[mine, :t], batch.mask,
                                                     opts.clip_eps, opts.loss_agg)
-                vf, vf_clip_frac = clipped_value_loss(v, values_old[idx, :t], returns[idx, :t], batch.mask,
+                vf, vf_clip_frac = clipped_value_loss(v, values_old[mine, :t], returns[mine, :t], batch.mask,
                                                       opts.clip_eps_value)
-                loss = pg + opts.vf_coef * vf
-                optimizer_step(params, optimizer, loss, opts.max_grad_norm)
-                step = {"loss": loss.item(), "pg_loss": pg.item(), "vf_loss": vf.item(), "clip_frac": float(clip_frac),
-                        "vf_clip_frac": float(vf_clip_frac),
-                        "approx_kl_old": float(masked_mean(logp_old[idx, :t] - logp.detach(), batch.mask))}
+                loop.step(pg * pg_share + opts.vf_coef * (vf * vf_share))
+                step = loop.reduce({"pg_loss": pg.item(), "clip_frac": float(clip_frac),
+                                    "approx_kl_old": float(masked_mean(logp_old[mine, :t] - logp.detach(), batch.mask))},
+                                   pg_share)
+                step |= loop.reduce({"vf_loss": vf.item(), "vf_clip_frac": float(vf_clip_frac)}, vf_share)
+                step["loss"] = step["pg_loss"] + opts.vf_coef * step["vf_loss"]
                 for k, val in step.items():
                     sums[k] = sums.get(k, 0.0) + val
                 steps += 1
-        load_weights(policy, plain_state_dict(work.model))
+        load_weights(policy, loop.state_dict(work.model))
+        if loop.engine is not None:  # DeepSpeed owned (under ZeRO-3: sharded) the head: keep a plain copy
+            self.value_head(policy, state=loop.state_dict(head))
+        loop.close()
         stats |= {k: val / steps for k, val in sums.items()} | {"steps": steps}
         log.info("ppo: policy updated", round=context.round, rollouts=len(rollouts), steps=steps,
                  loss=round(stats["loss"], 4), vf_loss=round(stats["vf_loss"], 4), clip_frac=round(stats["clip_frac"], 3))

@@ -9,10 +9,18 @@ on the self-edit tokens only, with LoRA merged back afterwards (``lora: true``) 
 ``restart_from_base: true`` trains each round from the initial policy weights, as ReST^EM
 (Singh et al. 2023) does; the default continues from the current policy, so the improvements
 of successive rounds add up (what small budgets need).
+
+Under DeepSpeed (``trainer.deepspeed``, or any multi-process launch) the M-step is our own loop
+on :class:`seal_core.zero.UpdateLoop` instead of ``SFTTrainer`` (which fails on gloo ranks, see
+docs/distributed.md), with SFTTrainer's defaults: the same rows and LoRA, loss on the self-edit
+tokens (mean over the minibatch's tokens), AdamW without weight decay, gradient norm clipped to
+1, learning rate decaying linearly to 0; minibatches are drawn by
+:func:`seal_core.rl.minibatches` rather than by the Trainer's sampler.
 """
 
 from __future__ import annotations
 
+import math
 import tempfile
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +31,8 @@ import torch
 from seal_core import LoadedModel, RLAlgorithm, Rollout, UpdateContext, hookimpl
 from seal_core.models import load_weights, plain_copy, plain_state_dict
 from seal_core.prompting import format_prompt
+from seal_core.rl import TokenizedRollouts, aggregate, forward_completions, item_weight, minibatches
+from seal_core.zero import UpdateLoop
 
 log = structlog.get_logger(__name__)
 
@@ -66,6 +76,7 @@ def select_rollouts(rollouts: list[Rollout], keep_top: int, min_reward: float) -
 class RestEM(RLAlgorithm):
     name = "rest-em"
     Options = RestEMOptions
+    supports_deepspeed = True
 
     def update(self, policy: LoadedModel, rollouts: list[Rollout], context: UpdateContext) -> dict[str, Any]:
         opts = self.options
@@ -81,14 +92,56 @@ class RestEM(RLAlgorithm):
             work = context.reference()
         else:
             work = plain_copy(policy)
-        stats["sft_loss"] = self._sft(work, kept, context)
+        sft = self._sft if context.deepspeed is None else self._sft_deepspeed
+        stats["sft_loss"] = sft(work, kept, context)
         load_weights(policy, plain_state_dict(work.model))
         return stats
+
+    def _lora_config(self) -> Any:
+        from peft import LoraConfig
+
+        opts = self.options
+        return LoraConfig(r=opts.lora_r, lora_alpha=opts.lora_alpha, lora_dropout=0.0,
+                          target_modules="all-linear", task_type="CAUSAL_LM")
+
+    def _sft_deepspeed(self, work: LoadedModel, kept: list[Rollout], context: UpdateContext) -> float:
+        """The M-step data-parallel under DeepSpeed ZeRO; leaves the merged result in ``work``."""
+        from peft import get_peft_model
+        from transformers import AutoModelForCausalLM
+
+        opts = self.options
+        data = TokenizedRollouts(work, kept, opts.max_length)  # format_prompt(prompt) -> edit + eos
+        module = get_peft_model(work.model, self._lora_config()) if opts.lora else work.model
+        module.train()
+        steps = opts.epochs * math.ceil(len(data) / opts.batch_size)
+        loop = UpdateLoop(module, learning_rate=opts.learning_rate, max_grad_norm=1.0,
+                          deepspeed=context.deepspeed, total_steps=steps)
+        weight, losses = item_weight(data, "token-mean"), []
+        for epoch in range(opts.epochs):
+            for idx in minibatches(len(data), opts.batch_size, context.seed, epoch):
+                mine, share = loop.part(idx), loop.share(idx, weight)
+                batch = data.batch(mine)
+                logp, _ = forward_completions(loop.model, batch)  # (b, T)
+                loss = -aggregate(logp, batch.mask, "token-mean")  # NLL per self-edit token
+                loop.step(loss * share)
+                losses.append(loop.reduce({"loss": loss.item()}, share)["loss"])
+        state = loop.state_dict()  # whole on every rank (gathered under ZeRO-3)
+        loop.close()
+        # a fresh copy takes the result: under ZeRO-3 the trained module holds only its shards
+        fresh = AutoModelForCausalLM.from_config(work.model.config, dtype=next(iter(state.values())).dtype)
+        if opts.lora:
+            fresh = get_peft_model(fresh, self._lora_config())
+        unexpected = fresh.load_state_dict(state, strict=False).unexpected_keys
+        if unexpected:
+            raise RuntimeError(f"rest-em: trained weights do not fit a fresh model: {unexpected[:5]}")
+        work.model = (fresh.merge_and_unload() if opts.lora else fresh).to(work.device).eval()
+        loss = sum(losses) / len(losses)
+        log.info("rest-em: policy updated (deepspeed)", round=context.round, examples=len(kept), loss=round(loss, 4))
+        return loss
 
     def _sft(self, work: LoadedModel, kept: list[Rollout], context: UpdateContext) -> float:
         import datasets
         from datasets import Dataset
-        from peft import LoraConfig
         from trl import SFTConfig, SFTTrainer
 
         opts = self.options
@@ -114,10 +167,7 @@ class RestEM(RLAlgorithm):
                 disable_tqdm=False,
                 dataloader_num_workers=0,
             )
-            peft_config = None
-            if opts.lora:
-                peft_config = LoraConfig(r=opts.lora_r, lora_alpha=opts.lora_alpha, lora_dropout=0.0,
-                                         target_modules="all-linear", task_type="CAUSAL_LM")
+            peft_config = self._lora_config() if opts.lora else None
             work.model.train()
             trainer = SFTTrainer(model=work.model, args=args, train_dataset=Dataset.from_list(rows),
                                  processing_class=tokenizer, peft_config=peft_config)

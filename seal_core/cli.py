@@ -25,6 +25,8 @@ from seal_core.errors import SealError
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="seal-run", description="SEAL: self-adapting language models.")
     parser.add_argument("--version", action="version", version=f"seal-run {__version__}")
+    # the deepspeed launcher passes --local_rank=N first; the rank is read from LOCAL_RANK anyway
+    parser.add_argument("--local_rank", "--local-rank", type=int, help=argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", required=True)
 
     def plugin_arg(p: argparse.ArgumentParser) -> None:
@@ -104,7 +106,7 @@ def _run_dir(args: argparse.Namespace, config) -> Path:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from seal_core import logs
+    from seal_core import distributed, logs
     from seal_core.engine import Engine
     from seal_core.interrupt import Interrupted, StopFlag
     from seal_core.runstore import RunStore
@@ -118,12 +120,17 @@ def cmd_run(args: argparse.Namespace) -> int:
         store = RunStore.existing(Path(args.resume))
         args.config = store.config_path
     registry, config = _resolve(args)  # every config error surfaces here, before any model loads
+    distributed.init(config.model.device)  # under torchrun/deepspeed: join the ranks; else nothing
+    if not distributed.is_main():
+        os.environ.setdefault("SEAL_LOG_LEVEL", "warning")  # rank 0 tells the story, once
     stop = StopFlag()
     engine = Engine(config, registry, stop)
     engine.load_tasks()  # data errors too, before the run directory is made
     if not args.resume:
-        store = RunStore.create(_run_dir(args, config))
-    logs.configure(store.log_path)
+        store = distributed.open_store(lambda: RunStore.create(_run_dir(args, config)))
+    elif not distributed.is_main():
+        store = distributed.FollowerStore(store.dir)
+    logs.configure(store.log_path if distributed.is_main() else None)
     import structlog
 
     log = structlog.get_logger("seal")
@@ -138,6 +145,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 130
     finally:
         logs.configure()  # closes the run's log.jsonl
+        distributed.finish()
+    if not distributed.is_main():
+        return 0
     print((store.dir / "results.md").read_text(encoding="utf-8").split("\n\n")[1])
     print(f"\nRun directory: {store.dir}  (results.md, plot.png, rollouts.jsonl, metrics.jsonl, log.jsonl)")
     return 0

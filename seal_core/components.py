@@ -146,6 +146,10 @@ class UpdateContext:
     seed: int
     workdir: Path
     reference: Callable[[], LoadedModel] | None = None  # loads the initial policy weights, lazily
+    #: the DeepSpeed config to run the update under (data-parallel over all ranks, see
+    #: :mod:`seal_core.zero`); None: the plain one-process update. Only algorithms that declare
+    #: ``supports_deepspeed = True`` are given one.
+    deepspeed: dict[str, Any] | None = None
 
 
 class RLAlgorithm(Component):

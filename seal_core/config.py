@@ -50,6 +50,13 @@ class ModelSection:
 
 
 @dataclass
+class TrainerSection:
+    #: the outer update under DeepSpeed ZeRO: zero2 | zero3 | zero3-offload | a .json file;
+    #: None: the plain one-process update (zero2 under a multi-process launcher). See docs/distributed.md
+    deepspeed: str | None = None
+
+
+@dataclass
 class NamedSection:
     name: str | None = None  # None: the default component (for the evaluator: the domain's)
 
@@ -84,6 +91,7 @@ CORE_SECTIONS: dict[str, type] = {
     "inner": NamedSection,
     "evaluator": NamedSection,
     "algorithm": NamedSection,
+    "trainer": TrainerSection,
 }
 
 
@@ -97,6 +105,7 @@ class Config:
     components: dict[str, str]  # section -> chosen component name
     options: dict[str, Any]  # section -> that component's Options instance
     raw: dict[str, Any] = field(default_factory=dict)
+    trainer: TrainerSection = field(default_factory=TrainerSection)
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.raw, sort_keys=False)
@@ -295,6 +304,8 @@ def resolve(raw: dict[str, Any], registry: Any) -> Config:
 
     resolved: dict[str, Any] = dataclasses.asdict(run)
     resolved["model"] = dataclasses.asdict(model)
+    trainer = build_dataclass(TrainerSection, raw.get("trainer") or {}, "trainer")
+    resolved["trainer"] = dataclasses.asdict(trainer)
     components: dict[str, str] = {}
     options: dict[str, Any] = {}
     domain_section: DomainSection | None = None
@@ -326,4 +337,7 @@ def resolve(raw: dict[str, Any], registry: Any) -> Config:
         if section == "domain":
             domain_section = core
     assert domain_section is not None
-    return Config(run, domain_section, model, components, options, resolved)
+    from seal_core.zero import check_deepspeed
+
+    check_deepspeed(trainer.deepspeed, registry.get("algorithm", components["algorithm"]))
+    return Config(run, domain_section, model, components, options, resolved, trainer)

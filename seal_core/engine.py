@@ -10,6 +10,10 @@
             rollouts -> rollouts.jsonl, one line as each is scored
             algorithm.update(generator_model, rollouts)   # in place
 
+Under ``torchrun`` or the ``deepspeed`` launcher the same loop runs on every rank: self-edits
+and the inner loop are split across ranks and gathered, the update runs data-parallel, rank 0
+alone writes (:mod:`seal_core.distributed`, docs/distributed.md).
+
 The student's own score is computed once per task and round (it only changes when the RL update
 changes the student's weights). Every random step is seeded from (seed, step name, round, task,
 edit), so a step gives the same result whatever ran before it.
@@ -27,6 +31,7 @@ import structlog
 import torch
 from tqdm import tqdm
 
+from seal_core import distributed
 from seal_core.components import Roles, UpdateContext
 from seal_core.config import Config
 from seal_core.errors import DataError, EditRejected
@@ -38,8 +43,16 @@ from seal_core.resume import ResumeState
 from seal_core.runstore import RunStore
 from seal_core.seeding import derive_seed, seed_all
 from seal_core.types import LoadedModel, Rollout, Score, TaskInstance
+from seal_core.zero import deepspeed_config
 
 log = structlog.get_logger(__name__)
+
+
+class _NoHooks:
+    """Event hooks of ranks other than 0: trackers and loggers hear each event once, from rank 0."""
+
+    def __getattr__(self, name: str) -> Any:
+        return lambda **kwargs: None
 
 
 def _mean(values: list[float]) -> float | None:
@@ -53,6 +66,8 @@ class Engine:
         self.config = config
         self.registry = registry
         self.stop = stop or StopFlag()
+        if distributed.active():  # every rank must stop at the same point, or none
+            self.stop = distributed.AgreedStop(self.stop)
         self.store: RunStore | None = None  # set by run()
         self._tasks: tuple[list[TaskInstance], list[TaskInstance]] | None = None
         opts, names = config.options, config.components
@@ -62,6 +77,7 @@ class Engine:
         self.updater = registry.get("inner_updater", names["inner"]).configured(opts["inner"])
         self.algorithm = registry.get("algorithm", names["algorithm"]).configured(opts["algorithm"])
         self.setup = registry.get("setup", config.run.setup)
+        self.hooks = registry.hook if distributed.is_main() else _NoHooks()  # events: once, from rank 0
         self._base_scores: dict[tuple[int, str], Score] = {}
 
     # -- set-up --------------------------------------------------------------------------------
@@ -119,6 +135,22 @@ class Engine:
             score, reason = self.score_edit(rnd, task, edit_index, edit, student)
             yield task, edit_index, score, reason
 
+    def scored_rows(self, rnd: int, items: list[tuple[TaskInstance, int, str]], student: LoadedModel,
+                    row: Any, per_rank: int = 1) -> Iterator[Any]:
+        """``row(task, edit index, score, reject reason)`` for each item, in the items' order.
+
+        In one process: straight from :meth:`score_edits`. Under a launcher the items go in waves
+        of ``per_rank`` items per rank; each rank scores its slice of a wave through
+        :meth:`score_edits`, and the rows are gathered, so every rank yields every row.
+        """
+        if not distributed.active():
+            for task, edit_index, score, reason in self.score_edits(rnd, items, student):
+                yield row(task, edit_index, score, reason)
+            return
+        for wave in distributed.waves(items, per_rank):
+            mine = self.score_edits(rnd, distributed.shard(wave), student)
+            yield from distributed.gather_lists([row(*scored) for scored in mine])
+
     def score_edit(self, rnd: int, task: TaskInstance, edit_index: int, edit: str,
                    student: LoadedModel) -> tuple[Score, str | None]:
         """Adapt the student on the edit, score it, reset. A rejected edit scores as unadapted."""
@@ -135,14 +167,16 @@ class Engine:
 
     def write_edits(self, rnd: int, tasks: list[TaskInstance], roles: Roles, k: int, greedy: bool,
                     desc: str) -> list[tuple[str, list[str]]]:
-        """(edit prompt, k self-edits) per task, one generate call per task."""
+        """(edit prompt, k self-edits) per task, one generate call per task (under a launcher each
+        rank writes those of its slice of the tasks, and the slices are gathered)."""
         out = []
-        for task in tqdm(tasks, desc=desc, unit="task", dynamic_ncols=True):
+        for task in tqdm(distributed.shard(tasks), desc=desc, unit="task", dynamic_ncols=True,
+                         disable=not distributed.is_main()):
             seed_all(derive_seed(self.config.run.seed, "generate", rnd, task.id, greedy))
             prompt = self.domain.edit_prompt(task)
             edits = self.generator.generate(roles.generator, [prompt], k, greedy=greedy, tasks=[task])[0]
             out.append((prompt, edits))
-        return out
+        return distributed.gather_lists(out)
 
     def edit_logprobs(self, tasks: list[TaskInstance], edits: dict[str, tuple[str, list[str]]],
                       roles: Roles) -> dict[tuple[str, int], list[float]]:
@@ -154,13 +188,13 @@ class Engine:
 
         out = {}
         gen = roles.generator
-        for task in tasks:
+        for task in distributed.shard(tasks):
             prompt, task_edits = edits[task.id]
             with torch.no_grad():
                 logp, mask = completion_logprobs(gen.model, gen.tokenizer, [prompt] * len(task_edits), task_edits)
             for i, (row, keep) in enumerate(zip(logp, mask)):
                 out[(task.id, i)] = [float(v) for v, m in zip(row, keep) if m]
-        return out
+        return {key: value for part in distributed.gather(out) for key, value in part.items()}
 
     # -- one round -----------------------------------------------------------------------------
 
@@ -171,15 +205,18 @@ class Engine:
         rows = dict(done)
         items = [(task, -1, edit) for task, (_, (edit,)) in zip(todo, edits)]
         edit_of = {task.id: edit for task, _, edit in items}
-        for task, _, score, reason in tqdm(self.score_edits(rnd, items, roles.student), total=len(items),
-                                           desc=f"round {rnd} · eval adapt+score", unit="task", dynamic_ncols=True):
-            edit = edit_of[task.id]
+
+        def evaluation(task: TaskInstance, _: int, score: Score, reason: str | None) -> dict[str, Any]:
             before = self.base_score(rnd, task, roles.student)
-            row = {"round": rnd, "task_id": task.id, "edit": edit, "score_before": before.value,
-                   "score_after": score.value, "reason": reason, "details_before": before.details,
-                   "details": score.details}
+            return {"round": rnd, "task_id": task.id, "edit": edit_of[task.id], "score_before": before.value,
+                    "score_after": score.value, "reason": reason, "details_before": before.details,
+                    "details": score.details}
+
+        for row in tqdm(self.scored_rows(rnd, items, roles.student, evaluation), total=len(items),
+                        desc=f"round {rnd} · eval adapt+score", unit="task", dynamic_ncols=True,
+                        disable=not distributed.is_main()):
             self.store.append_evaluation(row)
-            rows[task.id] = row
+            rows[row["task_id"]] = row
             self.stop.check()
         ordered = [rows[t.id] for t in tasks]
         return {
@@ -199,21 +236,24 @@ class Engine:
         logprobs = self.edit_logprobs(todo, edits, roles)
         items = [(t, i, edits[t.id][1][i]) for t in todo for i in range(k) if (t.id, i) not in done]
         scored = dict(done)
-        for task, i, score, reason in tqdm(self.score_edits(rnd, items, roles.student), total=len(items),
-                                           desc=f"round {rnd} · inner updates", unit="edit", dynamic_ncols=True):
+
+        def rollout_of(task: TaskInstance, i: int, score: Score, reason: str | None) -> Rollout:
             prompt, task_edits = edits[task.id]
-            edit = task_edits[i]
             before = self.base_score(rnd, task, roles.student)
             details = dict(score.details)
             if reason:
                 details["reason"] = reason
-            rollout = Rollout(round=rnd, task_id=task.id, edit_index=i, prompt=prompt,
-                              edit=edit, score_before=before.value, score_after=score.value,
-                              reward=score.value - before.value, details=details,
-                              logprobs=logprobs.get((task.id, i)))
+            return Rollout(round=rnd, task_id=task.id, edit_index=i, prompt=prompt,
+                           edit=task_edits[i], score_before=before.value, score_after=score.value,
+                           reward=score.value - before.value, details=details,
+                           logprobs=logprobs.get((task.id, i)))
+
+        for rollout in tqdm(self.scored_rows(rnd, items, roles.student, rollout_of, per_rank=k), total=len(items),
+                            desc=f"round {rnd} · inner updates", unit="edit", dynamic_ncols=True,
+                            disable=not distributed.is_main()):
             self.store.append_rollout(rollout)
-            self.registry.hook.seal_rollout_scored(rollout=rollout, run_dir=self.store.dir)
-            scored[(task.id, i)] = rollout
+            self.hooks.seal_rollout_scored(rollout=rollout, run_dir=self.store.dir)
+            scored[(rollout.task_id, rollout.edit_index)] = rollout
             self.stop.check()
         return [scored[(t.id, i)] for t in tasks for i in range(k)]
 
@@ -230,9 +270,15 @@ class Engine:
         """The RL update of round ``rnd``; its result is saved with ``metrics`` as the resume point."""
         cfg = self.config
         context = UpdateContext(round=rnd, seed=derive_seed(cfg.run.seed, "update", rnd),
-                                workdir=self.store.dir, reference=lambda: self.load(roles.generator.spec))
+                                workdir=self.store.dir, reference=lambda: self.load(roles.generator.spec),
+                                deepspeed=deepspeed_config(cfg.trainer.deepspeed, self.algorithm))
         seed_all(context.seed)
-        metrics.update(self.algorithm.update(roles.generator, rollouts, context))
+        if distributed.active() and context.deepspeed is None:  # no DeepSpeed path: rank 0 updates alone
+            stats = self.algorithm.update(roles.generator, rollouts, context) if distributed.is_main() else {}
+            metrics.update(distributed.broadcast(stats))
+            distributed.broadcast_weights(roles.generator.model)
+        else:
+            metrics.update(self.algorithm.update(roles.generator, rollouts, context))
         self.store.save_resume_point(roles.generator.model, rnd, metrics)
 
     def run(self, store: RunStore, resume: bool = False) -> list[dict[str, Any]]:
@@ -242,18 +288,20 @@ class Engine:
         train, evals = self.load_tasks()
         log.info("tasks loaded", domain=self.domain.name, train=len(train), eval=len(evals),
                  train_per_round=min(cfg.domain.train_limit or len(train), len(train)))
-        state = ResumeState.read(store, cfg.run.rounds) if resume else ResumeState()
+        state = ResumeState.read(store, cfg.run.rounds) if resume and distributed.is_main() else ResumeState()
+        state = distributed.broadcast(state)  # rank 0 reads the run directory, for every rank
         if state.finished(cfg.run.rounds):
             log.info("run already finished; nothing to resume", run_dir=str(store.dir))
             return state.metrics
         roles = self.setup.build(self.load, asdict(cfg.model))
         if state.updated_round is not None:
             store.load_resume_point(roles.generator)
+            distributed.broadcast_weights(roles.generator.model)
             log.info("resuming", run_dir=str(store.dir), finished_rounds=state.next_round,
                      weights_after_update_of_round=state.updated_round)
         if not resume:
             store.write_config(cfg.to_yaml())
-        self.registry.hook.seal_run_started(run_dir=store.dir, config=cfg.raw)
+        self.hooks.seal_run_started(run_dir=store.dir, config=cfg.raw)
         title = f"SEAL {self.domain.name} · {cfg.components['algorithm']} · {roles.generator.spec}"
         all_metrics = list(state.metrics)
         for rnd in range(state.next_round, cfg.run.rounds + 1):
@@ -274,8 +322,9 @@ class Engine:
             metrics["seconds"] = round(time.time() - started, 1)
             store.append_metrics(metrics)
             all_metrics.append(metrics)
-            write_results(store.dir, all_metrics, title)
-            self.registry.hook.seal_round_finished(round=rnd, metrics=metrics, run_dir=store.dir)
+            if distributed.is_main():
+                write_results(store.dir, all_metrics, title)
+            self.hooks.seal_round_finished(round=rnd, metrics=metrics, run_dir=store.dir)
             log.info("round finished", **{k: v for k, v in metrics.items() if not isinstance(v, dict)})
             self.stop.check()
         if cfg.run.checkpoint == "final":

@@ -9,7 +9,8 @@ differ only in how they turn scored rollouts into a gradient, never in how they 
   self-edits of one task in one round); add one with :func:`register_advantage_estimator`;
   :func:`gae` for algorithms with a value function;
 - :func:`clipped_policy_loss`, :func:`clipped_value_loss`, :func:`kl_k3`, :func:`masked_mean`;
-- :class:`OutcomePolicyGradient`: the critic-free update loop (GRPO, RLOO) over those pieces.
+- :class:`OutcomePolicyGradient`: the critic-free update loop (GRPO, RLOO) over those pieces;
+  its steps go through :class:`seal_core.zero.UpdateLoop`, in one process or under DeepSpeed.
 
 Conventions: ``B`` rollouts in a batch, ``T`` completion tokens (right-padded), ``L`` prompt +
 completion tokens, ``V`` vocabulary, ``H`` hidden size. Masks are float tensors of 0 and 1.
@@ -27,9 +28,10 @@ import structlog
 import torch
 
 from seal_core.components import RLAlgorithm, UpdateContext
-from seal_core.models import load_weights, plain_copy, plain_state_dict
+from seal_core.models import load_weights, plain_copy
 from seal_core.prompting import format_prompt
 from seal_core.types import LoadedModel, Rollout
+from seal_core.zero import UpdateLoop, optimizer_step  # noqa: F401  (optimizer_step: public here since before)
 
 log = structlog.get_logger(__name__)
 
@@ -77,6 +79,15 @@ def aggregate(loss: Tensor, mask: Tensor, agg: str) -> Tensor:
     if agg == "seq-mean-token-sum":
         return masked_sum(loss, mask, dim=-1).mean()
     raise ValueError(f"loss_agg must be one of {', '.join(LOSS_AGGS)}, got {agg!r}")
+
+
+def item_weight(data: "TokenizedRollouts", agg: str) -> Callable[[int], float]:
+    """How much rollout ``i`` weighs in a minibatch's loss reduced with ``agg``: its completion
+    tokens for ``token-mean``, 1 for the per-sequence means (for splitting a minibatch across
+    ranks, :meth:`seal_core.zero.UpdateLoop.share`)."""
+    if agg == "token-mean":
+        return lambda i: float(data.n_tokens(i))
+    return lambda i: 1.0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -136,6 +147,7 @@ def collate(pairs: Sequence[tuple[list[int], list[int]]], pad_id: int, device: A
 
 
 def _keeps_logits(model: Any) -> bool:
+    model = getattr(model, "module", model)  # a DeepSpeed engine forwards to its module
     try:
         return "logits_to_keep" in inspect.signature(model.forward).parameters
     except (TypeError, ValueError):
@@ -423,24 +435,17 @@ def reference_logprobs(context: UpdateContext, data: TokenizedRollouts, batch_si
     return lps
 
 
-def optimizer_step(params: list[Tensor], optimizer: torch.optim.Optimizer, loss: Tensor, max_grad_norm: float) -> None:
-    """One AdamW step on ``loss``, with the gradient norm clipped to ``max_grad_norm`` (0: off)."""
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    if max_grad_norm > 0:
-        torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
-    optimizer.step()
-
-
 class OutcomePolicyGradient(RLAlgorithm):
     """Base of the critic-free algorithms: one advantage per rollout (from :meth:`advantages`),
     the same advantage on every token of its completion, clipped-ratio loss, optional k3 KL.
 
     Subclasses set ``name``, ``Options`` (a :class:`PolicyGradientOptions`) and
-    :meth:`advantages`. Trains a plain copy with AdamW and writes it back in place.
+    :meth:`advantages`. Trains a plain copy with AdamW and writes it back in place; with
+    ``context.deepspeed`` the steps run data-parallel under DeepSpeed ZeRO.
     """
 
     needs_logprobs = True
+    supports_deepspeed = True
     Options = PolicyGradientOptions
 
     def advantages(self, rewards: Tensor, groups: Tensor) -> Tensor:
@@ -465,30 +470,33 @@ class OutcomePolicyGradient(RLAlgorithm):
         old = old_logprobs(work.model, data, opts.batch_size)
         ref = reference_logprobs(context, data, opts.batch_size, self.name) if opts.beta > 0 else None
         adv = adv.to(work.device)
-        params = [p for p in work.model.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(params, lr=opts.learning_rate, weight_decay=opts.weight_decay)
+        loop = UpdateLoop(work.model, learning_rate=opts.learning_rate, weight_decay=opts.weight_decay,
+                          max_grad_norm=opts.max_grad_norm, deepspeed=context.deepspeed)
+        weight = item_weight(data, opts.loss_agg)
         sums: dict[str, float] = {}
         steps = 0
         for epoch in range(opts.epochs):
             for idx in minibatches(len(data), opts.batch_size, context.seed, epoch):
-                batch = data.batch(idx)
+                mine, share = loop.part(idx), loop.share(idx, weight)  # all of idx and 1.0 in one process
+                batch = data.batch(mine)
                 T = batch.mask.shape[1]
-                logp, _ = forward_completions(work.model, batch)  # (b, T)
-                logp_old = pad_rows([old[i] for i in idx], T)  # (b, T)
-                pg, clip_frac = clipped_policy_loss(logp, logp_old, adv[idx], batch.mask, opts.clip_eps, opts.loss_agg)
+                logp, _ = forward_completions(loop.model, batch)  # (b, T)
+                logp_old = pad_rows([old[i] for i in mine], T)  # (b, T)
+                pg, clip_frac = clipped_policy_loss(logp, logp_old, adv[mine], batch.mask, opts.clip_eps, opts.loss_agg)
                 loss = pg
                 step = {"pg_loss": pg.item(), "clip_frac": float(clip_frac),
                         "approx_kl_old": float(masked_mean(logp_old - logp.detach(), batch.mask))}
                 if ref is not None:
-                    kl = kl_k3(logp, pad_rows([ref[i] for i in idx], T))  # (b, T)
+                    kl = kl_k3(logp, pad_rows([ref[i] for i in mine], T))  # (b, T)
                     loss = loss + opts.beta * aggregate(kl, batch.mask, opts.loss_agg)
                     step["kl"] = float(masked_mean(kl.detach(), batch.mask))
-                optimizer_step(params, optimizer, loss, opts.max_grad_norm)
+                loop.step(loss * share)
                 step["loss"] = loss.item()
-                for k, v in step.items():
+                for k, v in loop.reduce(step, share).items():
                     sums[k] = sums.get(k, 0.0) + v
                 steps += 1
-        load_weights(policy, plain_state_dict(work.model))
+        load_weights(policy, loop.state_dict())
+        loop.close()
         stats |= {k: v / steps for k, v in sums.items()} | {"steps": steps}
         log.info(f"{self.name}: policy updated", round=context.round, rollouts=len(rollouts), steps=steps,
                  loss=round(stats["loss"], 4), clip_frac=round(stats["clip_frac"], 3))

@@ -1,0 +1,106 @@
+"""Edit generator ``vllm``: self-edits sampled with vLLM's offline engine, for GPU users.
+
+Optional: ``pip install vllm`` (not a dependency of this project; it needs a CUDA GPU). The
+plugin module never imports vLLM: the config check only looks for it (choosing ``vllm`` without
+it installed is a config error that says what to install, before any model loads), and the
+engine is built on the first ``generate`` call.
+
+How it follows the policy: vLLM holds its own copy of the weights. Before each ``generate`` the
+generator compares a fingerprint of the policy's base weights (the sum of their norms, one pass
+over GPU memory) with the one it last loaded, and after an RL update it pushes the new weights
+into vLLM with the model's ``load_weights``. Prompts are formatted with the chat template and
+passed as token ids (no second BOS), as ``hf-generate`` does; a request's sampling seed is the
+torch seed the engine set for that task, so the self-edits depend on the task, not on the order.
+
+Tested here only for the error path (no vLLM, no GPU on the machines this project is built on);
+the engine-facing calls are checked against a stand-in for vLLM in tests/test_vllm_generate.py.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import tempfile
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from seal_core import EditGenerator, LoadedModel, TaskInstance, hookimpl
+from seal_core.generation import SamplingOptions
+from seal_core.models import is_tiny_spec, plain_state_dict
+from seal_core.prompting import format_prompt
+
+
+@dataclass
+class VLLMOptions(SamplingOptions):  # temperature, top_p, max_new_tokens, as hf-generate
+    gpu_memory_utilization: float = 0.3  # vLLM's share of the GPU; the policy, the student and the update share the rest
+    enforce_eager: bool = True  # no CUDA-graph capture: faster start, a little slower decoding
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 0 < self.gpu_memory_utilization < 1:
+            raise ValueError(f"gpu_memory_utilization must be in (0, 1), got {self.gpu_memory_utilization}")
+        if importlib.util.find_spec("vllm") is None:
+            raise ValueError(
+                "generator 'vllm' needs vLLM, which is not installed: pip install vllm (on a machine "
+                "with a CUDA GPU), or use generator.name=hf-generate"
+            )
+
+
+def fingerprint(model: Any) -> float:
+    """A number that changes when the base weights change (sum of their norms)."""
+    with torch.no_grad():
+        return float(sum(t.float().norm() for t in plain_state_dict(model).values()))
+
+
+class VLLMGenerate(EditGenerator):
+    name = "vllm"
+    Options = VLLMOptions
+
+    def _engine(self, model: LoadedModel) -> Any:
+        """The vLLM engine for ``model``, built once; its weights brought up to date."""
+        state = self.__dict__.setdefault("_state", {})
+        if state.get("model") is not model.model:
+            os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")  # the model in this process: its weights can be set
+            from vllm import LLM
+
+            opts = self.options
+            source = model.spec
+            if model.spec == "embedded" or is_tiny_spec(model.spec):  # no directory vLLM could read: write one
+                state["dir"] = tempfile.TemporaryDirectory(prefix="seal-vllm-")  # removed with the engine
+                model.model.save_pretrained(state["dir"].name)
+                model.tokenizer.save_pretrained(state["dir"].name)
+                source = state["dir"].name
+            dtype = str(next(model.model.parameters()).dtype).removeprefix("torch.")
+            state.update(model=model.model, version=None, llm=LLM(
+                model=source, dtype=dtype, gpu_memory_utilization=opts.gpu_memory_utilization,
+                enforce_eager=opts.enforce_eager, seed=0))
+        version = fingerprint(model.model)
+        if state["version"] is not None and version != state["version"]:
+            worker = state["llm"].llm_engine.model_executor.driver_worker
+            worker = getattr(worker, "worker", worker)  # vLLM's V1 engine wraps its worker once more
+            worker.model_runner.model.load_weights(plain_state_dict(model.model).items())
+        state["version"] = version
+        return state["llm"]
+
+    def generate(self, model: LoadedModel, prompts: list[str], k: int, *, greedy: bool = False,
+                 tasks: list[TaskInstance] | None = None) -> list[list[str]]:
+        from vllm import SamplingParams
+
+        opts = self.options
+        llm = self._engine(model)
+        n = 1 if greedy else k
+        params = SamplingParams(n=n, temperature=0.0 if greedy else opts.temperature,
+                                top_p=1.0 if greedy else opts.top_p, max_tokens=opts.max_new_tokens,
+                                seed=torch.initial_seed())
+        requests = [{"prompt_token_ids": model.tokenizer(format_prompt(model.tokenizer, p),
+                                                         add_special_tokens=False)["input_ids"]} for p in prompts]
+        outputs = llm.generate(requests, params, use_tqdm=False)
+        grouped = [[o.text.strip() for o in out.outputs] for out in outputs]
+        return [g * k if greedy else g for g in grouped]
+
+
+@hookimpl
+def seal_register_edit_generators(register):
+    register(VLLMGenerate())
