@@ -113,11 +113,57 @@ class Engine:
         for each item, in order, as soon as it is scored.
 
         The one place where the inner loop runs, for training rollouts and for evaluation alike.
-        The student is back to its unadapted state whenever an item is yielded.
+        The student is back to its unadapted state whenever an item is yielded. An updater that
+        trains several self-edits at once gets them in batches (items are yielded as each batch
+        finishes); the others get one at a time.
         """
+        size = self.updater.batch_capacity()
+        if size > 1:
+            for start in range(0, len(items), size):
+                yield from self.score_batch(rnd, items[start:start + size], student)
+            return
         for task, edit_index, edit in items:
             score, reason = self.score_edit(rnd, task, edit_index, edit, student)
             yield task, edit_index, score, reason
+
+    def score_batch(self, rnd: int, items: list[tuple[TaskInstance, int, str]], student: LoadedModel,
+                    ) -> list[tuple[TaskInstance, int, Score, str | None]]:
+        """:meth:`score_edit` for several items with one ``adapt_batch`` (same seeds per item)."""
+        reasons: dict[int, str] = {}
+        datas = []
+        for pos, (task, _, edit) in enumerate(items):
+            try:
+                data = self.domain.training_set(task, edit)
+                if not data:
+                    raise EditRejected("the self-edit yields no training text")
+            except EditRejected as exc:
+                reasons[pos], data = str(exc), None
+            datas.append(data)
+        keep = [pos for pos in range(len(items)) if pos not in reasons]
+        seeds = [derive_seed(self.config.run.seed, "inner", rnd, items[pos][0].id, items[pos][1]) for pos in keep]
+        seed_all(seeds[0] if seeds else 0)  # anything else random in the inner loop (dropout)
+        scores: dict[int, Score] = {}
+        if keep:
+            with self.updater.adapted_batch(student, [datas[pos] for pos in keep], seeds) as batch:
+                reasons.update({keep[j]: why for j, why in batch.rejected.items()})
+                good = [j for j in range(len(keep)) if j not in batch.rejected]
+                tasks = [items[keep[j]][0] for j in good]
+                routed = self.evaluator.evaluate_routed(
+                    student.model, student.tokenizer, tasks,
+                    lambda owners: batch.rows([good[o] if o >= 0 else -1 for o in owners]))
+                if routed is None:
+                    routed = []
+                    for j, task in zip(good, tasks):
+                        with batch.use(j):
+                            routed.append(self.evaluator.evaluate(student.model, student.tokenizer, task))
+                scores = {keep[j]: score for j, score in zip(good, routed)}
+        out = []
+        for pos, (task, edit_index, _) in enumerate(items):
+            if pos in reasons:
+                log.warning("self-edit rejected", round=rnd, task_id=task.id, edit_index=edit_index, reason=reasons[pos])
+                scores[pos] = self.base_score(rnd, task, student)
+            out.append((task, edit_index, scores[pos], reasons.get(pos)))
+        return out
 
     def score_edit(self, rnd: int, task: TaskInstance, edit_index: int, edit: str,
                    student: LoadedModel) -> tuple[Score, str | None]:
