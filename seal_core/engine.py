@@ -115,16 +115,17 @@ class Engine:
         The one place where the inner loop runs, for training rollouts and for evaluation alike.
         The student is back to its unadapted state whenever an item is yielded. An updater that
         trains several self-edits at once gets them in batches (items are yielded as each batch
-        finishes); the others get one at a time.
+        finishes); the others get one at a time. A Ctrl-C raises here, between batches.
         """
         size = self.updater.batch_capacity()
-        if size > 1:
-            for start in range(0, len(items), size):
+        for start in range(0, len(items), max(size, 1)):
+            if size > 1:
                 yield from self.score_batch(rnd, items[start:start + size], student)
-            return
-        for task, edit_index, edit in items:
-            score, reason = self.score_edit(rnd, task, edit_index, edit, student)
-            yield task, edit_index, score, reason
+            else:
+                task, edit_index, edit = items[start]
+                yield task, edit_index, *self.score_edit(rnd, task, edit_index, edit, student)
+            # Ctrl-C: stop only after the caller has stored every item of the finished batch
+            self.stop.check()
 
     def score_batch(self, rnd: int, items: list[tuple[TaskInstance, int, str]], student: LoadedModel,
                     ) -> list[tuple[TaskInstance, int, Score, str | None]]:
@@ -226,7 +227,6 @@ class Engine:
                    "details": score.details}
             self.store.append_evaluation(row)
             rows[task.id] = row
-            self.stop.check()
         ordered = [rows[t.id] for t in tasks]
         return {
             "eval_base": _mean([r["score_before"] for r in ordered]),
@@ -260,7 +260,6 @@ class Engine:
             self.store.append_rollout(rollout)
             self.registry.hook.seal_rollout_scored(rollout=rollout, run_dir=self.store.dir)
             scored[(task.id, i)] = rollout
-            self.stop.check()
         return [scored[(t.id, i)] for t in tasks for i in range(k)]
 
     # -- the outer loop ------------------------------------------------------------------------
