@@ -68,6 +68,7 @@ class Routing:
         self.owners: torch.Tensor | None = None  # [B] adapter per row, -1: base only
         self.routed_rows: torch.Tensor | None = None  # rows with owners >= 0 (None: all of them)
         self.bf16 = False
+        self.captured: list | None = None  # while training: (layer, owners, A rows, B rows) per forward
 
     @property
     def active(self) -> bool:
@@ -113,15 +114,20 @@ class StackedLoraLinear(nn.Module):
                 raise RuntimeError(f"multi-lora routing covers {owners.shape[0]} rows, the batch has {x.shape[0]}")
             rows = route.routed_rows
             flat = xa.reshape(x.shape[0], -1, x.shape[-1])  # (B, T, in)
+            sel = owners if rows is None else owners[rows]
+            a, b = self.lora_A[sel], self.lora_B[sel]  # (B, r, in), (B, out, r): each row's adapter
+            if route.captured is not None:
+                # gradients land on these per-row copies; the updater adds them into the stacked
+                # .grad (cheaper than autograd's index backward, which zero-fills all K slots)
+                a, b = a.detach().requires_grad_(), b.detach().requires_grad_()
+                route.captured.append((self, sel, a, b))
             if rows is None:
-                a, b = self.lora_A[owners], self.lora_B[owners]  # (B, r, in), (B, out, r)
                 delta = torch.bmm(torch.bmm(flat, a.transpose(1, 2)), b.transpose(1, 2))
             else:
-                a, b = self.lora_A[owners[rows]], self.lora_B[owners[rows]]
                 part = torch.bmm(torch.bmm(flat[rows], a.transpose(1, 2)), b.transpose(1, 2))
                 delta = flat.new_zeros(flat.shape[0], flat.shape[1], part.shape[-1]).index_copy(0, rows, part)
             delta = delta.reshape(*x.shape[:-1], delta.shape[-1])
-        return y + (delta * self.scale).to(y.dtype)
+        return torch.add(y, delta.to(y.dtype), alpha=self.scale)
 
 
 class _LinearCrossEntropy(torch.autograd.Function):
@@ -149,6 +155,21 @@ class _LinearCrossEntropy(torch.autograd.Function):
         g = grad_losses[:, None]
         # rows whose loss gets no weight (rejected edits) may hold NaN: keep them out exactly
         return torch.where(g != 0, grad * g, torch.zeros_like(grad)), None, None, None
+
+
+def _length_groups(rows: list[tuple], slack: float = 1.3) -> list[list[tuple]]:
+    """Split rows (slot, ids, labels) into groups by length, longest first, so that each
+    group's padded size is at most ``slack`` times its real tokens."""
+    rows = sorted(rows, key=lambda r: -len(r[1]))
+    groups: list[list[tuple]] = []
+    for row in rows:
+        if groups:
+            group = groups[-1]
+            if len(group[0][1]) * (len(group) + 1) <= slack * (sum(len(r[1]) for r in group) + len(row[1])):
+                group.append(row)
+                continue
+        groups.append([row])
+    return groups
 
 
 class _StackedAdamW:
@@ -180,7 +201,6 @@ class _StackedAdamW:
                 pw.addcdiv_(mw, denom, value=-(lr / bc1))
             else:
                 pw.sub_(mw / denom * (lr / bc1))
-            p.grad = None
 
 
 class _Installed:
@@ -379,38 +399,48 @@ class MultiLoraUpdater(InnerUpdater):
         pad = student.tokenizer.pad_token_id
         model.train()
         try:
+            for p in params:
+                p.grad = torch.zeros_like(p)
             for step in range(max(steps, default=0)):
                 n = sum(1 for s in steps if s > step)
                 live = [s for s in range(n) if s not in failed]
                 if not live:
                     break
-                owner_list, ids, labels = [], [], []
-                for s in live:
-                    for i in plans[order[s]][step]:
-                        owner_list.append(s)
-                        ids.append(rows_of[s][i][0])
-                        labels.append(rows_of[s][i][1])
-                input_ids = nn.utils.rnn.pad_sequence(ids, batch_first=True, padding_value=pad)
-                label_ids = nn.utils.rnn.pad_sequence(labels, batch_first=True, padding_value=-100)
-                attention = nn.utils.rnn.pad_sequence([torch.ones_like(x) for x in ids], batch_first=True)
-                owners = torch.tensor(owner_list, dtype=torch.long, device=device)
-                installed.routing.set_rows(owners)
-                tok_loss, tok_owner = self._token_losses(model, installed, input_ids, attention, label_ids, owners)
-                counts = torch.zeros(n, device=device).index_add_(0, tok_owner, torch.ones_like(tok_loss))
-                sums = torch.zeros(n, device=device).index_add(0, tok_owner, tok_loss.detach())
-                means = (sums / counts.clamp(min=1)).tolist()
-                weights = torch.zeros(n, device=device)
+                for p in params:
+                    p.grad[:n].zero_()
+                rows = [(s, *rows_of[s][i]) for s in live for i in plans[order[s]][step]]  # (slot, ids, labels)
+                counts = [0] * n  # labelled tokens per adapter in this step
+                for s, _, labels in rows:
+                    counts[s] += int((labels[1:] != -100).sum())
+                weights = torch.tensor([1.0 / max(c, 1) for c in counts], device=device)
+                sums = torch.zeros(n, device=device)
+                # rows of similar length go through together: little padding, one forward each
+                for group in _length_groups(rows):
+                    ids = nn.utils.rnn.pad_sequence([r[1] for r in group], batch_first=True, padding_value=pad)
+                    labels = nn.utils.rnn.pad_sequence([r[2] for r in group], batch_first=True, padding_value=-100)
+                    attention = nn.utils.rnn.pad_sequence([torch.ones_like(r[1]) for r in group], batch_first=True)
+                    owners = torch.tensor([r[0] for r in group], dtype=torch.long, device=device)
+                    installed.routing.set_rows(owners)
+                    installed.routing.captured = []
+                    tok_loss, tok_owner = self._token_losses(model, installed, ids, attention, labels, owners)
+                    sums.index_add_(0, tok_owner, tok_loss.detach())
+                    # sum over adapters of each one's mean loss: adapter s gets its solo gradient.
+                    # A diverging adapter's NaNs stay in its own rows and its own slot.
+                    (tok_loss * weights[tok_owner]).sum().backward()
+                    with torch.no_grad():
+                        for layer, sel, a, b in installed.routing.captured:
+                            layer.lora_A.grad.index_add_(0, sel, a.grad)
+                            layer.lora_B.grad.index_add_(0, sel, b.grad)
+                    installed.routing.captured = None
+                means = (sums * weights).tolist()
                 for s in live:
                     if not math.isfinite(means[s]):
                         failed[s] = f"inner-loop loss became {means[s]}"
-                    else:
-                        weights[s] = 1.0 / max(counts[s].item(), 1.0)
                 if any(s not in failed for s in live):
-                    # sum over adapters of each one's mean loss: adapter s gets its solo gradient
-                    (tok_loss * weights[tok_owner]).sum().backward()
                     optimizer.step(n, step + 1, lrs)  # failed slots step too, harmlessly: reset later
         finally:
             installed.routing.set_rows(None)
+            installed.routing.captured = None
             model.eval()
             for p in (p for layer in installed.layers for p in (layer.lora_A, layer.lora_B)):
                 p.grad = None
