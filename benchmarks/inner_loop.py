@@ -54,7 +54,7 @@ def workload(args):
     from seal_plugins.from_file import load_completions
 
     domain = KnowledgeDomain().configured(KnowledgeOptions(max_edit_lines=args.max_lines))
-    source = str(SQUAD_EDITS) if SQUAD_EDITS.is_file() else None
+    source = str(SQUAD_EDITS) if SQUAD_EDITS.is_file() and args.data != "bundled" else None
     tasks = domain.load_tasks("train", source) + domain.load_tasks("eval", source)
     tasks = sorted(tasks, key=lambda t: t.id)[: args.edits]
     if source:
@@ -96,7 +96,7 @@ def run_reference(loaded, tasks, datas, seeds, args, qa):
             Trainer(model=peft_model, args=targs, train_dataset=rows, data_collator=collator).train()
         peft_model.eval()
         middle = time.perf_counter()
-        scores.append(qa.evaluate(peft_model, tok, task).value)
+        scores.append(qa.evaluate(peft_model, tok, task))
         model = peft_model.unload()
         score_s += time.perf_counter() - middle
         train_s += middle - started
@@ -114,7 +114,7 @@ def run_lora(loaded, tasks, datas, seeds, args, qa):
         started = time.perf_counter()
         up.adapt(loaded, data)
         middle = time.perf_counter()
-        scores.append(qa.evaluate(loaded.model, loaded.tokenizer, task).value)
+        scores.append(qa.evaluate(loaded.model, loaded.tokenizer, task))
         up.reset(loaded)
         score_s += time.perf_counter() - middle
         train_s += middle - started
@@ -134,12 +134,13 @@ def run_multi(loaded, tasks, datas, seeds, args, qa, k, precision, profile=False
 
             with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
                 batch = up.adapt_batch(loaded, datas[chunk], seeds[chunk])
-            print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=25), file=sys.stderr)
+            table = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=25)
+            print(f"PROFILE-BEGIN\n{table}\nPROFILE-END", file=sys.stderr)
         else:
             batch = up.adapt_batch(loaded, datas[chunk], seeds[chunk])
         assert not batch.rejected, batch.rejected
         middle = time.perf_counter()
-        scores += [s.value for s in qa.evaluate_routed(loaded.model, loaded.tokenizer, tasks[chunk], batch.rows)]
+        scores += qa.evaluate_routed(loaded.model, loaded.tokenizer, tasks[chunk], batch.rows)
         up.reset(loaded)
         score_s += time.perf_counter() - middle
         train_s += middle - began
@@ -185,8 +186,9 @@ def worker(path: str, args) -> dict:
     gflop = training_gflop(loaded, datas, args)
     return {"path": path, "edits": len(tasks), "texts": sum(len(d) for d in datas), "source": source,
             "seconds_per_edit": total / len(tasks), "train_seconds": train_s, "score_seconds": score_s,
-            "train_gflop": gflop, "achieved_train_gflops": gflop / train_s, "scores": scores,
-            "mean_score": sum(scores) / len(scores), "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "train_gflop": gflop, "achieved_train_gflops": gflop / train_s, "scores": [s.value for s in scores],
+            "f1": [s.details["f1"] for s in scores], "mean_score": sum(s.value for s in scores) / len(scores),
+            "mean_f1": sum(s.details["f1"] for s in scores) / len(scores), "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "threads": torch.get_num_threads()}
 
 
@@ -223,6 +225,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--max-lines", type=int, default=8, help="self-edit lines trained on (plus the passage)")
     parser.add_argument("--model", default="embedded")
+    parser.add_argument("--data", choices=["auto", "bundled"], default="auto",
+                        help="auto: the GPT-4.1 SQuAD self-edits when present; bundled: the bundled passages")
     parser.add_argument("--paths", default=",".join(PATHS))
     parser.add_argument("--profile", action="store_true", help="print a torch.profiler table of one K=8 batch (fast precision)")
     parser.add_argument("--fast", choices=["fp32", "bf16"], help="the fast precision (default: from the matmul probe)")
@@ -241,19 +245,21 @@ def main() -> None:
     results = {}
     for path in args.paths.replace("FAST", args.fast).split(","):
         cmd = [sys.executable, __file__, "--worker", path, "--edits", str(args.edits), "--epochs", str(args.epochs),
-               "--max-lines", str(args.max_lines), "--model", args.model, "--fast", args.fast]
+               "--max-lines", str(args.max_lines), "--model", args.model, "--fast", args.fast, "--data", args.data]
         cmd += ["--profile"] if args.profile else []
         proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
         lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
         if proc.returncode or not lines:
             sys.stderr.write(proc.stdout[-3000:] + proc.stderr[-3000:])
             raise SystemExit(f"path {path} failed (exit {proc.returncode})")
-        if args.profile:
-            sys.stderr.write("\n".join(line for line in proc.stderr.splitlines() if "|" in line or "---" in line) + "\n")
+        if "PROFILE-BEGIN" in proc.stderr:
+            print(f"torch.profiler, first batch of {path}:")
+            print(proc.stderr.split("PROFILE-BEGIN\n")[1].split("PROFILE-END")[0], flush=True)
         r = results[path] = json.loads(lines[0][len("RESULT "):])
         print(f"{path:>20}: {r['seconds_per_edit']:7.2f} s/edit (train {r['train_seconds']:.1f} s, score "
               f"{r['score_seconds']:.1f} s for {r['edits']} edits), {r['achieved_train_gflops']:6.1f} GFLOP/s in "
-              f"training, peak RSS {r['peak_rss_mb']:.0f} MB, mean score {r['mean_score']:.3f}", flush=True)
+              f"training, peak RSS {r['peak_rss_mb']:.0f} MB, mean score {r['mean_score']:.3f} (F1 {r['mean_f1']:.3f})",
+              flush=True)
 
     summary = summarise(results, rates, args)
     for key in ("speedup_k8_vs_reference", "speedup_k8_vs_lora", "scores_agree", "bf16_minus_fp32_mean_score"):
@@ -271,7 +277,8 @@ def summarise(results: dict, rates: dict, args) -> dict:
            "score_seconds": {p: r["score_seconds"] for p, r in results.items()},
            "achieved_train_gflops": {p: r["achieved_train_gflops"] for p, r in results.items()},
            "matmul_gflops": rates, "peak_rss_mb": {p: r["peak_rss_mb"] for p, r in results.items()},
-           "mean_score": {p: r["mean_score"] for p, r in results.items()}}
+           "mean_score": {p: r["mean_score"] for p, r in results.items()},
+           "mean_f1": {p: r["mean_f1"] for p, r in results.items()}}
     if fast in spe:  # K = 8 in the fast precision
         for base in ("reference", "lora"):
             if base in spe:
@@ -281,11 +288,14 @@ def summarise(results: dict, rates: dict, args) -> dict:
     if "lora" in results and "multi-lora-k8-fp32" in results:
         # same precision, same trajectory: the per-edit scores must be equal
         mismatches = sum(a != b for a, b in zip(results["lora"]["scores"], results["multi-lora-k8-fp32"]["scores"]))
-        out["scores_agree"] = mismatches == 0
+        f1_gap = max(abs(a - b) for a, b in zip(results["lora"]["f1"], results["multi-lora-k8-fp32"]["f1"]))
+        out["scores_agree"] = mismatches == 0 and f1_gap == 0
         out["score_mismatches_lora_vs_k8_fp32"] = mismatches
+        out["max_f1_gap_lora_vs_k8_fp32"] = f1_gap
     if "multi-lora-k8-bf16" in results and "multi-lora-k8-fp32" in results:
         out["bf16_minus_fp32_mean_score"] = (results["multi-lora-k8-bf16"]["mean_score"]
                                             - results["multi-lora-k8-fp32"]["mean_score"])
+        out["bf16_minus_fp32_mean_f1"] = results["multi-lora-k8-bf16"]["mean_f1"] - results["multi-lora-k8-fp32"]["mean_f1"]
     if "reference" in results and "lora" in results:
         out["reference_minus_lora_mean_score"] = results["reference"]["mean_score"] - results["lora"]["mean_score"]
     return out

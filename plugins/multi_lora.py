@@ -65,21 +65,26 @@ class Routing:
 
     def __init__(self) -> None:
         self.single: int | None = None  # every row through this adapter
-        self.owners: torch.Tensor | None = None  # [B] adapter per row, -1: base only
-        self.routed_rows: torch.Tensor | None = None  # rows with owners >= 0 (None: all of them)
+        self.rows = 0  # with per-row routing: the batch size it is for
+        self.segments: list[tuple[int, int, int]] | None = None  # (first row, end row, adapter or -1)
         self.bf16 = False
-        self.captured: list | None = None  # while training: (layer, owners, A rows, B rows) per forward
+        self.captured: list | None = None  # while training: (layer, adapter, A, B) per segment
 
     @property
     def active(self) -> bool:
-        return self.single is not None or self.owners is not None
+        return self.single is not None or self.segments is not None
 
-    def set_rows(self, owners: torch.Tensor | None) -> None:
+    def set_rows(self, owners: list[int] | None) -> None:
+        """Route row r to adapter ``owners[r]`` (-1: base only); runs of equal owners share one
+        matmul, so rows grouped by owner are cheapest."""
         self.single = None
-        self.owners = owners
-        self.routed_rows = None
-        if owners is not None and bool((owners < 0).any()):
-            self.routed_rows = (owners >= 0).nonzero().squeeze(1)
+        self.segments = None if owners is None else []
+        self.rows = 0 if owners is None else len(owners)
+        for r, owner in enumerate(owners or []):
+            if self.segments and self.segments[-1][2] == owner:
+                self.segments[-1] = (self.segments[-1][0], r + 1, owner)
+            else:
+                self.segments.append((r, r + 1, owner))
 
 
 class StackedLoraLinear(nn.Module):
@@ -109,24 +114,21 @@ class StackedLoraLinear(nn.Module):
             k = route.single
             delta = F.linear(F.linear(xa, self.lora_A[k]), self.lora_B[k])
         else:
-            owners = route.owners
-            if x.shape[0] != owners.shape[0]:
-                raise RuntimeError(f"multi-lora routing covers {owners.shape[0]} rows, the batch has {x.shape[0]}")
-            rows = route.routed_rows
-            flat = xa.reshape(x.shape[0], -1, x.shape[-1])  # (B, T, in)
-            sel = owners if rows is None else owners[rows]
-            a, b = self.lora_A[sel], self.lora_B[sel]  # (B, r, in), (B, out, r): each row's adapter
-            if route.captured is not None:
-                # gradients land on these per-row copies; the updater adds them into the stacked
-                # .grad (cheaper than autograd's index backward, which zero-fills all K slots)
-                a, b = a.detach().requires_grad_(), b.detach().requires_grad_()
-                route.captured.append((self, sel, a, b))
-            if rows is None:
-                delta = torch.bmm(torch.bmm(flat, a.transpose(1, 2)), b.transpose(1, 2))
-            else:
-                part = torch.bmm(torch.bmm(flat[rows], a.transpose(1, 2)), b.transpose(1, 2))
-                delta = flat.new_zeros(flat.shape[0], flat.shape[1], part.shape[-1]).index_copy(0, rows, part)
-            delta = delta.reshape(*x.shape[:-1], delta.shape[-1])
+            if x.shape[0] != route.rows:
+                raise RuntimeError(f"multi-lora routing covers {route.rows} rows, the batch has {x.shape[0]}")
+            parts = []
+            for start, end, k in route.segments:  # (rows, ..., in) -> (rows, ..., out)
+                if k < 0:
+                    parts.append(xa.new_zeros(end - start, *x.shape[1:-1], y.shape[-1]))
+                    continue
+                a, b = self.lora_A[k], self.lora_B[k]
+                if route.captured is not None:
+                    # gradients land on these views; the updater adds them into slot k's .grad
+                    # (cheaper than autograd's select backward, which zero-fills all K slots)
+                    a, b = a.detach().requires_grad_(), b.detach().requires_grad_()
+                    route.captured.append((self, k, a, b))
+                parts.append(F.linear(F.linear(xa[start:end], a), b))
+            delta = parts[0] if len(parts) == 1 else torch.cat(parts)
         return torch.add(y, delta.to(y.dtype), alpha=self.scale)
 
 
@@ -169,7 +171,7 @@ def _length_groups(rows: list[tuple], slack: float = 1.3) -> list[list[tuple]]:
                 group.append(row)
                 continue
         groups.append([row])
-    return groups
+    return [sorted(g, key=lambda r: r[0]) for g in groups]  # rows of one adapter next to each other
 
 
 class _StackedAdamW:
@@ -257,9 +259,7 @@ class _Batch(AdaptedBatch):
     @contextmanager
     def rows(self, owners: list[int]) -> Iterator[None]:
         routing = self._installed.routing
-        slots = [self._slots[i] if i >= 0 else -1 for i in owners]
-        device = self._installed.layers[0].lora_A.device
-        routing.set_rows(torch.tensor(slots, dtype=torch.long, device=device))
+        routing.set_rows([self._slots[i] if i >= 0 else -1 for i in owners])
         try:
             yield
         finally:
@@ -420,7 +420,7 @@ class MultiLoraUpdater(InnerUpdater):
                     labels = nn.utils.rnn.pad_sequence([r[2] for r in group], batch_first=True, padding_value=-100)
                     attention = nn.utils.rnn.pad_sequence([torch.ones_like(r[1]) for r in group], batch_first=True)
                     owners = torch.tensor([r[0] for r in group], dtype=torch.long, device=device)
-                    installed.routing.set_rows(owners)
+                    installed.routing.set_rows([r[0] for r in group])
                     installed.routing.captured = []
                     tok_loss, tok_owner = self._token_losses(model, installed, ids, attention, labels, owners)
                     sums.index_add_(0, tok_owner, tok_loss.detach())
@@ -428,9 +428,9 @@ class MultiLoraUpdater(InnerUpdater):
                     # A diverging adapter's NaNs stay in its own rows and its own slot.
                     (tok_loss * weights[tok_owner]).sum().backward()
                     with torch.no_grad():
-                        for layer, sel, a, b in installed.routing.captured:
-                            layer.lora_A.grad.index_add_(0, sel, a.grad)
-                            layer.lora_B.grad.index_add_(0, sel, b.grad)
+                        for layer, k, a, b in installed.routing.captured:
+                            layer.lora_A.grad[k].add_(a.grad)
+                            layer.lora_B.grad[k].add_(b.grad)
                     installed.routing.captured = None
                 means = (sums * weights).tolist()
                 for s in live:

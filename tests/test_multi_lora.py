@@ -182,3 +182,35 @@ def test_options_are_a_superset_of_lora_s():
     assert MultiLoraOptions(autocast_bf16=True).precision == "bf16"
     with pytest.raises(ValueError, match="max_adapters"):
         MultiLoraOptions(max_adapters=0)
+
+
+def test_engine_batches_and_falls_back_to_one_adapter_at_a_time(registry, fresh_tiny):
+    """Engine.score_edits: batches for multi-lora (routed qa, and an evaluator without
+    evaluate_routed), one at a time for lora; the same scores and answers, in order."""
+    from seal_core.config import load_raw, resolve
+    from seal_core.engine import Engine
+    from seal_core.models import load_model
+
+    def engine(*overrides):
+        raw = load_raw(None, ["model.policy=tiny-random", "inner.epochs=2", "inner.r=8",
+                              "evaluator.max_new_tokens=8", *overrides])
+        return Engine(resolve(raw, registry), registry)
+
+    batched, lora = engine("inner.max_adapters=3"), engine("inner.name=lora")
+    tasks = lora.load_tasks()[0][:2]
+    edits = ["The bell is named Old Margery.\nThe well is 31 metres deep.", "Doors are plum.",
+             "Geese: Ada, Bea and Cy.\nFog on Tuesdays.\nThe mayor keeps geese.", ""]
+    items = [(tasks[i % 2], i, edit) for i, edit in enumerate(edits)]  # 4 items: batches of 3 and 1
+
+    class NoRouting(QAEvaluator):
+        def evaluate_routed(self, *args):
+            return None
+
+    reference = list(lora.score_edits(0, items, load_model("tiny-random")))
+    routed = list(batched.score_edits(0, items, fresh_tiny))
+    batched.evaluator = NoRouting()
+    one_by_one = list(batched.score_edits(0, items, fresh_tiny))
+    for ref, got, alone in zip(reference, routed, one_by_one, strict=True):
+        assert ref[:2] == got[:2] == alone[:2]
+        assert ref[2].details["predictions"] == got[2].details["predictions"] == alone[2].details["predictions"]
+        assert ref[3] == got[3] == alone[3]
