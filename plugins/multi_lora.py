@@ -18,7 +18,9 @@ global one, so each adapter follows ``lora``'s optimisation trajectory up to flo
 ``precision: bf16`` runs the base matmuls (and the output layer of the loss) in bfloat16 from a
 bf16 copy of the frozen weights made per batch, with fp32 adapters, gradients and optimizer
 state; outside an adaptation nothing changes. On CPUs with AMX (and on GPUs) that is several
-times faster than fp32; its effect on scores is measured by benchmarks/inner_loop.py.
+times faster than fp32; on CPUs without native bf16 it is slower. Its effect on scores is
+measured by benchmarks/inner_loop.py. Adapters and their optimizer state are fp32 whatever the
+model's dtype.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from torch import nn
 from seal_core import InnerUpdater, hookimpl
 from seal_core.components import AdaptedBatch
 from seal_core.types import LoadedModel, TrainingSet
-from seal_plugins.lora_updater import LoraOptions, NonFiniteLoss, tokenize_examples, warn_if_truncated
+from seal_plugins.lora_updater import ADAPTER, LoraOptions, NonFiniteLoss, tokenize_examples, warn_if_truncated
 
 log = structlog.get_logger(__name__)
 
@@ -155,7 +157,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
     def backward(ctx, grad_losses):
         (grad,) = ctx.saved_tensors
         g = grad_losses[:, None]
-        # rows whose loss gets no weight (rejected edits) may hold NaN: keep them out exactly
+        # a row with zero weight contributes exactly nothing, even if its loss is NaN
         return torch.where(g != 0, grad * g, torch.zeros_like(grad)), None, None, None
 
 
@@ -238,9 +240,9 @@ def peft_initial_a(model: nn.Module, opts: LoraOptions) -> dict[str, torch.Tenso
                         target_modules=list(opts.target_modules), bias="none")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        inject_adapter_in_model(config, skeleton, adapter_name="seal_inner")
-    return {n.removesuffix(".lora_A.seal_inner.weight"): p.detach().clone()
-            for n, p in skeleton.named_parameters() if n.endswith(".lora_A.seal_inner.weight")}
+        inject_adapter_in_model(config, skeleton, adapter_name=ADAPTER)
+    suffix = f".lora_A.{ADAPTER}.weight"
+    return {n.removesuffix(suffix): p.detach().clone() for n, p in skeleton.named_parameters() if n.endswith(suffix)}
 
 
 class _Batch(AdaptedBatch):
