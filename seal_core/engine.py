@@ -149,7 +149,7 @@ class Engine:
                 reasons.update({keep[j]: why for j, why in batch.rejected.items()})
                 good = [j for j in range(len(keep)) if j not in batch.rejected]
                 tasks = [items[keep[j]][0] for j in good]
-                routed = self.evaluator.evaluate_routed(
+                routed = tasks and self.evaluator.evaluate_routed(
                     student.model, student.tokenizer, tasks,
                     lambda owners: batch.rows([good[o] if o >= 0 else -1 for o in owners]))
                 if routed is None:
