@@ -87,6 +87,16 @@ def tokenize_examples(tokenizer: Any, examples: list[TrainingExample], max_lengt
             "labels": labels.to(device)}
 
 
+def warn_if_truncated(tokenizer: Any, texts: list[str], max_length: int) -> None:
+    """Texts longer than ``max_length`` tokens are cut there; say so, once per self-edit."""
+    eos = tokenizer.eos_token or ""
+    lengths = [len(ids) for ids in tokenizer([t + eos for t in texts], add_special_tokens=False)["input_ids"]]
+    over = [n for n in lengths if n > max_length]
+    if over:
+        log.warning("training text truncated", texts=len(over), longest_tokens=max(over),
+                    max_length=max_length, hint="raise inner.max_length to keep more")
+
+
 def _enable_adapters(model: Any, enabled: bool) -> None:
     from peft.tuners.tuners_utils import BaseTunerLayer
 
@@ -144,7 +154,7 @@ class LoraUpdater(InnerUpdater):
         if not data:
             return student
         examples = data.examples
-        self._warn_if_truncated(student.tokenizer, data.texts)
+        warn_if_truncated(student.tokenizer, data.texts, opts.max_length)
         model = student.model
         _enable_adapters(model, True)
         params = self._adapter_params(student)
@@ -174,15 +184,6 @@ class LoraUpdater(InnerUpdater):
         finally:
             model.eval()
         return student
-
-    def _warn_if_truncated(self, tokenizer: Any, texts: list[str]) -> None:
-        """Texts longer than ``max_length`` tokens are cut there; say so, once per self-edit."""
-        eos = tokenizer.eos_token or ""
-        lengths = [len(ids) for ids in tokenizer([t + eos for t in texts], add_special_tokens=False)["input_ids"]]
-        over = [n for n in lengths if n > self.options.max_length]
-        if over:
-            log.warning("training text truncated", texts=len(over), longest_tokens=max(over),
-                        max_length=self.options.max_length, hint="raise inner.max_length to keep more")
 
     @torch.no_grad()
     def reset(self, student: LoadedModel) -> None:

@@ -1,6 +1,7 @@
 """Evaluator ``qa``: answer each question without the passage, grade against the gold answers.
 
-All questions of a task go through one batched greedy ``generate`` call. Two grades are
+All questions of a task go through one batched greedy ``generate`` call (with ``multi-lora``,
+the questions of all the self-edits trained together: each row on its own adapted model). Two grades are
 reported: normalised containment (the gold answer's tokens appear contiguously in the
 normalised prediction; SQuAD-style normalisation: lower case, no punctuation, no articles) and
 SQuAD token F1. ``metric`` chooses which one is the score (containment by default).
@@ -11,6 +12,8 @@ from __future__ import annotations
 import collections
 import re
 import string
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -73,7 +76,23 @@ class QAEvaluator(Evaluator):
 
     def evaluate(self, model: Any, tokenizer: Any, task: TaskInstance) -> Score:
         questions = task.evaluation["questions"]
-        predictions = self.answer(model, tokenizer, [q["question"] for q in questions])
+        return self.grade(questions, self.answer(model, tokenizer, [q["question"] for q in questions]))
+
+    def evaluate_routed(self, model: Any, tokenizer: Any, tasks: list[TaskInstance],
+                        rows: Callable[[list[int]], AbstractContextManager]) -> list[Score]:
+        """The questions of all tasks in one generate call, row by row on task j's adapted model."""
+        owners = [j for j, task in enumerate(tasks) for _ in task.evaluation["questions"]]
+        with rows(owners):
+            predictions = self.answer(model, tokenizer, [q["question"] for t in tasks for q in t.evaluation["questions"]])
+        scores, start = [], 0
+        for task in tasks:
+            questions = task.evaluation["questions"]
+            scores.append(self.grade(questions, predictions[start:start + len(questions)]))
+            start += len(questions)
+        return scores
+
+    def grade(self, questions: list[dict[str, Any]], predictions: list[str]) -> Score:
+        """Containment and F1 of ``predictions`` against the questions' gold answers."""
         cont = [max(contains(p, g) for g in q["answers"]) for p, q in zip(predictions, questions)]
         f1 = [max(token_f1(p, g) for g in q["answers"]) for p, q in zip(predictions, questions)]
         containment, f1_mean = sum(cont) / len(cont), sum(f1) / len(f1)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import copy
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -92,6 +92,16 @@ class Evaluator(Component):
         """Like :meth:`score`, with extra metrics in ``details``; override to report them."""
         return Score(self.score(model, tokenizer, task))
 
+    def evaluate_routed(self, model: Any, tokenizer: Any, tasks: list[TaskInstance],
+                        rows: Callable[[list[int]], AbstractContextManager]) -> list[Score] | None:
+        """Optional: score ``tasks[j]`` on adapted model ``j`` for every j, in as few passes as
+        possible. Inside ``with rows(owners):`` row ``r`` of every batch ``model`` computes goes
+        through adapted model ``owners[r]``, so one ``generate`` call can hold the questions of all
+        tasks. Return ``None`` (the default) when not supported: the engine then calls
+        :meth:`evaluate` once per task with that task's adapted model switched on.
+        """
+        return None
+
 
 class EditGenerator(Component):
     """Writes self-edits: ``k`` samples for each prompt."""
@@ -136,6 +146,49 @@ class InnerUpdater(Component):
             yield self.adapt(student, data)
         finally:
             self.reset(student)
+
+    # -- optional: several self-edits at once --------------------------------------------------
+
+    def batch_capacity(self) -> int:
+        """How many self-edits :meth:`adapt_batch` trains at once; 1 (the default): it does not,
+        and the engine adapts one self-edit at a time."""
+        return 1
+
+    def adapt_batch(self, student: LoadedModel, datas: list[TrainingSet], seeds: list[int]) -> "AdaptedBatch":
+        """Fine-tune one adapted model per training set, all held by ``student``; ``seeds[j]``
+        seeds ``datas[j]``'s randomness (what :meth:`adapt` would draw after ``seed_all(seeds[j])``).
+        :meth:`reset` undoes it. A failure of one self-edit is reported in ``rejected``, not raised.
+        """
+        raise NotImplementedError(f"inner updater '{self.name}' adapts one self-edit at a time")
+
+    @contextmanager
+    def adapted_batch(self, student: LoadedModel, datas: list[TrainingSet], seeds: list[int]
+                      ) -> Iterator["AdaptedBatch"]:
+        """``with updater.adapted_batch(student, datas, seeds) as batch:`` - resets on exit."""
+        try:
+            yield self.adapt_batch(student, datas, seeds)
+        finally:
+            self.reset(student)
+
+
+class AdaptedBatch(ABC):
+    """Several adapted versions of one student, made by :meth:`InnerUpdater.adapt_batch`.
+
+    Version ``j`` was trained on ``datas[j]``; outside :meth:`use` and :meth:`rows` the student
+    computes the unadapted model.
+    """
+
+    #: index -> why that self-edit was not adapted (it scores as the unadapted student)
+    rejected: dict[int, str]
+
+    @abstractmethod
+    def use(self, index: int) -> AbstractContextManager[None]:
+        """Inside ``with batch.use(j):`` the student is adapted version ``j``."""
+
+    @abstractmethod
+    def rows(self, owners: list[int]) -> AbstractContextManager[None]:
+        """Inside ``with batch.rows(owners):`` row ``r`` of every batch goes through version
+        ``owners[r]`` (-1: the unadapted student); batches must have ``len(owners)`` rows."""
 
 
 @dataclass

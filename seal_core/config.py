@@ -80,7 +80,7 @@ class RunSection:
 COMPONENT_SECTIONS: dict[str, tuple[str, str | None]] = {
     "domain": ("domain", "knowledge"),
     "generator": ("edit_generator", "hf-generate"),
-    "inner": ("inner_updater", "lora"),
+    "inner": ("inner_updater", "multi-lora"),
     "evaluator": ("evaluator", None),
     "algorithm": ("algorithm", "rest-em"),
 }

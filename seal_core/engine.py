@@ -129,11 +129,60 @@ class Engine:
         for each item, in order, as soon as it is scored.
 
         The one place where the inner loop runs, for training rollouts and for evaluation alike.
-        The student is back to its unadapted state whenever an item is yielded.
+        The student is back to its unadapted state whenever an item is yielded. An updater that
+        trains several self-edits at once gets them in batches (items are yielded as each batch
+        finishes); the others get one at a time. A Ctrl-C raises here, between batches.
         """
-        for task, edit_index, edit in items:
-            score, reason = self.score_edit(rnd, task, edit_index, edit, student)
-            yield task, edit_index, score, reason
+        size = self.updater.batch_capacity()
+        for start in range(0, len(items), max(size, 1)):
+            if size > 1:
+                yield from self.score_batch(rnd, items[start:start + size], student)
+            else:
+                task, edit_index, edit = items[start]
+                yield task, edit_index, *self.score_edit(rnd, task, edit_index, edit, student)
+            # Ctrl-C: stop only after the caller has stored every item of the finished batch
+            # (under a launcher the ranks agree on stopping between waves, in scored_rows)
+            if not distributed.active():
+                self.stop.check()
+
+    def score_batch(self, rnd: int, items: list[tuple[TaskInstance, int, str]], student: LoadedModel,
+                    ) -> list[tuple[TaskInstance, int, Score, str | None]]:
+        """:meth:`score_edit` for several items with one ``adapt_batch`` (same seeds per item)."""
+        reasons: dict[int, str] = {}
+        datas = []
+        for pos, (task, _, edit) in enumerate(items):
+            try:
+                data = self.domain.training_set(task, edit)
+                if not data:
+                    raise EditRejected("the self-edit yields no training text")
+            except EditRejected as exc:
+                reasons[pos], data = str(exc), None
+            datas.append(data)
+        keep = [pos for pos in range(len(items)) if pos not in reasons]
+        seeds = [derive_seed(self.config.run.seed, "inner", rnd, items[pos][0].id, items[pos][1]) for pos in keep]
+        seed_all(seeds[0] if seeds else 0)  # anything else random in the inner loop (dropout)
+        scores: dict[int, Score] = {}
+        if keep:
+            with self.updater.adapted_batch(student, [datas[pos] for pos in keep], seeds) as batch:
+                reasons.update({keep[j]: why for j, why in batch.rejected.items()})
+                good = [j for j in range(len(keep)) if j not in batch.rejected]
+                tasks = [items[keep[j]][0] for j in good]
+                routed = tasks and self.evaluator.evaluate_routed(
+                    student.model, student.tokenizer, tasks,
+                    lambda owners: batch.rows([good[o] if o >= 0 else -1 for o in owners]))
+                if routed is None:
+                    routed = []
+                    for j, task in zip(good, tasks):
+                        with batch.use(j):
+                            routed.append(self.evaluator.evaluate(student.model, student.tokenizer, task))
+                scores = {keep[j]: score for j, score in zip(good, routed)}
+        out = []
+        for pos, (task, edit_index, _) in enumerate(items):
+            if pos in reasons:
+                log.warning("self-edit rejected", round=rnd, task_id=task.id, edit_index=edit_index, reason=reasons[pos])
+                scores[pos] = self.base_score(rnd, task, student)
+            out.append((task, edit_index, scores[pos], reasons.get(pos)))
+        return out
 
     def scored_rows(self, rnd: int, items: list[tuple[TaskInstance, int, str]], student: LoadedModel,
                     row: Any, per_rank: int = 1) -> Iterator[Any]:
@@ -150,6 +199,7 @@ class Engine:
         for wave in distributed.waves(items, per_rank):
             mine = self.score_edits(rnd, distributed.shard(wave), student)
             yield from distributed.gather_lists([row(*scored) for scored in mine])
+            self.stop.check()  # the same point on every rank, after the wave's rows are stored
 
     def score_edit(self, rnd: int, task: TaskInstance, edit_index: int, edit: str,
                    student: LoadedModel) -> tuple[Score, str | None]:
@@ -217,7 +267,6 @@ class Engine:
                         disable=not distributed.is_main()):
             self.store.append_evaluation(row)
             rows[row["task_id"]] = row
-            self.stop.check()
         ordered = [rows[t.id] for t in tasks]
         return {
             "eval_base": _mean([r["score_before"] for r in ordered]),
@@ -254,7 +303,6 @@ class Engine:
             self.store.append_rollout(rollout)
             self.hooks.seal_rollout_scored(rollout=rollout, run_dir=self.store.dir)
             scored[(rollout.task_id, rollout.edit_index)] = rollout
-            self.stop.check()
         return [scored[(t.id, i)] for t in tasks for i in range(k)]
 
     # -- the outer loop ------------------------------------------------------------------------

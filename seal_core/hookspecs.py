@@ -67,7 +67,10 @@ def seal_register_evaluators(register: Callable[[Any], None]) -> None:
     An evaluator has a ``name`` and ``score(model, tokenizer, task)``, a float in [0, 1]; it
     must not show the model ``task.context``. Override ``evaluate(model, tokenizer, task)`` to
     return a :class:`seal_core.Score` with extra metrics in ``details`` (they are written to
-    rollouts.jsonl). Its ``Options`` dataclass declares its ``evaluator.*`` config keys.
+    rollouts.jsonl). Optionally, ``evaluate_routed(model, tokenizer, tasks, rows)`` scores
+    several adapted models in one pass (``with rows(owners):`` routes each batch row to its
+    task's adapted model); without it, batched inner updaters score one task at a time. Its
+    ``Options`` dataclass declares its ``evaluator.*`` config keys.
 
     :param register: call ``register(evaluator)`` once for each evaluator.
 
@@ -99,8 +102,11 @@ def seal_register_inner_updaters(register: Callable[[Any], None]) -> None:
     An inner updater has a ``name``, ``adapt(student, texts)``, which fine-tunes the student on
     the training texts and returns the adapted model, and ``reset(student)``, after which the
     student computes exactly what it did before ``adapt``. Raise
-    :class:`seal_core.EditRejected` from ``adapt`` for a self-edit that cannot be applied. Its
-    ``Options`` dataclass declares its ``inner.*`` config keys.
+    :class:`seal_core.EditRejected` from ``adapt`` for a self-edit that cannot be applied.
+    Optionally, ``batch_capacity()`` > 1 and ``adapt_batch(student, datas, seeds)`` train
+    several self-edits at once (see :class:`seal_core.components.AdaptedBatch`); the engine
+    then hands it batches of that size. Its ``Options`` dataclass declares its ``inner.*``
+    config keys.
 
     :param register: call ``register(updater)`` once for each inner updater.
     """

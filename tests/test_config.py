@@ -152,7 +152,7 @@ def test_defaults_resolve(registry):
     assert config.components == {
         "domain": "knowledge",
         "generator": "hf-generate",
-        "inner": "lora",
+        "inner": "multi-lora",
         "evaluator": "qa",
         "algorithm": "rest-em",
     }

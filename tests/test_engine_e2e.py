@@ -79,7 +79,7 @@ def test_config_yaml(run):
     assert config["model"]["policy"] == "tiny-random"
     assert config["rounds"] == ROUNDS and config["edits_per_task"] == K
     assert config["domain"]["train_limit"] == TRAIN_LIMIT
-    assert config["inner"]["name"] == "lora" and config["inner"]["epochs"] == 1 and config["inner"]["r"] == 32
+    assert config["inner"]["name"] == "multi-lora" and config["inner"]["epochs"] == 1 and config["inner"]["r"] == 32
     assert config["algorithm"]["name"] == "rest-em"
     assert config["algorithm"]["min_reward"] == -1.0 and config["algorithm"]["keep_top"] == 1
     assert config["generator"]["max_new_tokens"] == 12

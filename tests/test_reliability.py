@@ -58,14 +58,20 @@ def test_invalid_utf8_data_is_named(tmp_path, capsys):
     assert "not valid UTF-8" in capsys.readouterr().err
 
 
-def test_rejected_edits_score_zero_with_a_reason_and_the_run_goes_on(tmp_path, monkeypatch):
-    """An unparsable self-edit (the domain raises EditRejected) and a NaN loss (the updater does)."""
+@pytest.mark.parametrize("updater", ["lora", "multi-lora"])
+def test_rejected_edits_score_zero_with_a_reason_and_the_run_goes_on(tmp_path, monkeypatch, updater):
+    """An unparsable self-edit (the domain raises EditRejected) and a NaN loss (the updater
+    rejects it: ``lora`` one edit at a time, ``multi-lora`` one adapter of a batch)."""
+    import torch
+
     from seal_domains.knowledge import KnowledgeDomain
     from seal_plugins.lora_updater import LoraUpdater
+    from seal_plugins.multi_lora import MultiLoraUpdater
 
     original_texts = KnowledgeDomain.training_texts
     original_adapt = LoraUpdater.adapt
-    calls = {"n": 0}
+    original_losses = MultiLoraUpdater._token_losses
+    calls = {"n": 0, "nan": 0}
 
     def texts(self, task, edit):
         calls["n"] += 1
@@ -78,10 +84,18 @@ def test_rejected_edits_score_zero_with_a_reason_and_the_run_goes_on(tmp_path, m
             raise EditRejected("inner-loop loss became nan")
         return original_adapt(self, student, texts_)
 
-    monkeypatch.setattr(KnowledgeDomain, "training_texts", texts)
+    def token_losses(self, *args):
+        losses, owners = original_losses(self, *args)
+        if calls["n"] >= 5 and not calls["nan"]:  # the training batch: its first adapter diverges
+            calls["nan"] += 1
+            losses = torch.where(owners == 0, losses * float("nan"), losses)
+        return losses, owners
+
     monkeypatch.setattr(LoraUpdater, "adapt", adapt)
+    monkeypatch.setattr(MultiLoraUpdater, "_token_losses", token_losses)
+    monkeypatch.setattr(KnowledgeDomain, "training_texts", texts)
     run_dir = tmp_path / "run"
-    assert main(_args(run_dir)) == 0
+    assert main(_args(run_dir, f"inner.name={updater}")) == 0
     rows = _rows(run_dir / "rollouts.jsonl")
     assert len(rows) == 4  # every rollout was written, the run finished
     reasons = [r["details"].get("reason") for r in rows]

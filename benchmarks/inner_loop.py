@@ -1,0 +1,305 @@
+"""Inner-loop benchmark: seconds per self-edit (train + score) for four ways of scoring self-edits.
+
+    .venv/bin/python benchmarks/inner_loop.py            # full run, ~12 min on a quiet 2-core CPU
+    .venv/bin/python benchmarks/inner_loop.py --quick    # smoke run: 4 self-edits, 2 epochs
+    .venv/bin/python benchmarks/inner_loop.py --profile  # + torch.profiler table of one multi-lora batch
+
+Paths, all on the same passages, self-edits and training texts (the knowledge domain's
+``training_set``: the self-edit's lines plus the passage), all with the reference hyperparameters
+(LoRA r=32, alpha=64 on the 7 projection layers, lr 1e-3, batch size 1, 10 epochs):
+
+- ``reference``: the SEAL reference code's pattern: per self-edit a fresh peft ``get_peft_model``
+  and a fresh transformers ``Trainer`` (its default AdamW with linear decay), then ``unload``;
+- ``lora``: this project's ``lora`` updater, one self-edit at a time;
+- ``multi-lora-k8-fp32`` / ``multi-lora-k8-bf16``: ``multi-lora`` with K = 8 self-edits per batch,
+  base matmuls in fp32 / bf16 (fp32 adapters and optimizer state either way), and
+  ``multi-lora-k4-<fast>`` with K = 4 in the faster precision here. The fast precision is the one
+  whose 2048^3 matmul rate (measured first) is higher: bf16 on CPUs with AMX, fp32 on CPUs without
+  native bf16, where bf16 matmuls are emulated and several times slower.
+
+Every path scores each adapted model with the ``qa`` evaluator (containment), the multi-lora paths
+with one routed generate call per batch. Each path runs in its own process, so its peak memory
+(max RSS) is its own. The last line printed is one JSON object with every figure.
+
+Data: the first ``--edits`` passages of ../shared/data/squad/gpt4_1_val_self_edits.json (beside
+the checkout) with their first GPT-4.1 self-edit; without that file, the bundled passages with a
+stand-in self-edit (the passage's sentences, one per line).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SQUAD_EDITS = ROOT.parent / "shared" / "data" / "squad" / "gpt4_1_val_self_edits.json"
+TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+PATHS = ["reference", "lora", "multi-lora-k4-FAST", "multi-lora-k8-fp32", "multi-lora-k8-bf16"]
+
+
+# -- workload ------------------------------------------------------------------------------------
+
+
+def workload(args):
+    """(tasks, training sets, seeds, data source) for the first ``args.edits`` passages."""
+    from seal_core.seeding import derive_seed
+    from seal_domains.knowledge import KnowledgeDomain, KnowledgeOptions
+    from seal_plugins.from_file import load_completions
+
+    domain = KnowledgeDomain().configured(KnowledgeOptions(max_edit_lines=args.max_lines))
+    source = str(SQUAD_EDITS) if SQUAD_EDITS.is_file() and args.data != "bundled" else None
+    tasks = domain.load_tasks("train", source) + domain.load_tasks("eval", source)
+    tasks = sorted(tasks, key=lambda t: t.id)[: args.edits]
+    if source:
+        table = load_completions(SQUAD_EDITS, "completions")
+        edits = [table[(t.evaluation.get("title") or "", t.context)][0] for t in tasks]
+    else:
+        edits = ["\n".join(s.strip() + "." for s in t.context.split(". ") if s.strip()) for t in tasks]
+    datas = [domain.training_set(t, e) for t, e in zip(tasks, edits)]
+    seeds = [derive_seed(0, "inner", 0, t.id, 0) for t in tasks]
+    return tasks, datas, seeds, source or "bundled passages"
+
+
+def lora_options(args, **extra):
+    return dict(r=32, alpha=64.0, learning_rate=1e-3, epochs=args.epochs, batch_size=1,
+                target_modules=list(TARGETS), **extra)
+
+
+# -- the paths -----------------------------------------------------------------------------------
+
+
+def run_reference(loaded, tasks, datas, seeds, args, qa):
+    from peft import LoraConfig, get_peft_model
+    from transformers import DataCollatorForLanguageModeling, Trainer, TrainingArguments
+
+    tok, model = loaded.tokenizer, loaded.model
+    collator = DataCollatorForLanguageModeling(tok, mlm=False)
+    scores, train_s, score_s = [], 0.0, 0.0
+    for task, data, seed in zip(tasks, datas, seeds):
+        started = time.perf_counter()
+        rows = [{"input_ids": ids} for ids in tok([t + tok.eos_token for t in data.texts], truncation=True,
+                                                   max_length=256, add_special_tokens=False)["input_ids"]]
+        peft_model = get_peft_model(model, LoraConfig(r=32, lora_alpha=64, lora_dropout=0.0, target_modules=TARGETS,
+                                                      task_type="CAUSAL_LM"))
+        with tempfile.TemporaryDirectory() as out:
+            targs = TrainingArguments(output_dir=out, per_device_train_batch_size=1, num_train_epochs=args.epochs,
+                                      learning_rate=1e-3, save_strategy="no", logging_strategy="no",
+                                      report_to=[], use_cpu=True, disable_tqdm=True, seed=seed,
+                                      dataloader_num_workers=0)
+            Trainer(model=peft_model, args=targs, train_dataset=rows, data_collator=collator).train()
+        peft_model.eval()
+        middle = time.perf_counter()
+        scores.append(qa.evaluate(peft_model, tok, task))
+        model = peft_model.unload()
+        score_s += time.perf_counter() - middle
+        train_s += middle - started
+    return scores, train_s, score_s
+
+
+def run_lora(loaded, tasks, datas, seeds, args, qa):
+    from seal_core.seeding import seed_all
+    from seal_plugins.lora_updater import LoraOptions, LoraUpdater
+
+    up = LoraUpdater().configured(LoraOptions(**lora_options(args)))
+    scores, train_s, score_s = [], 0.0, 0.0
+    for task, data, seed in zip(tasks, datas, seeds):
+        seed_all(seed)
+        started = time.perf_counter()
+        up.adapt(loaded, data)
+        middle = time.perf_counter()
+        scores.append(qa.evaluate(loaded.model, loaded.tokenizer, task))
+        up.reset(loaded)
+        score_s += time.perf_counter() - middle
+        train_s += middle - started
+    return scores, train_s, score_s
+
+
+def run_multi(loaded, tasks, datas, seeds, args, qa, k, precision, profile=False):
+    from seal_plugins.multi_lora import MultiLoraOptions, MultiLoraUpdater
+
+    up = MultiLoraUpdater().configured(MultiLoraOptions(**lora_options(args, max_adapters=k, precision=precision)))
+    scores, train_s, score_s = [], 0.0, 0.0
+    for start in range(0, len(tasks), k):
+        chunk = slice(start, start + k)
+        began = time.perf_counter()
+        if profile and start == 0:
+            from torch.profiler import ProfilerActivity, profile as torch_profile
+
+            with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
+                batch = up.adapt_batch(loaded, datas[chunk], seeds[chunk])
+            table = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=25)
+            print(f"PROFILE-BEGIN\n{table}\nPROFILE-END", file=sys.stderr)
+        else:
+            batch = up.adapt_batch(loaded, datas[chunk], seeds[chunk])
+        assert not batch.rejected, batch.rejected
+        middle = time.perf_counter()
+        scores += qa.evaluate_routed(loaded.model, loaded.tokenizer, tasks[chunk], batch.rows)
+        up.reset(loaded)
+        score_s += time.perf_counter() - middle
+        train_s += middle - began
+    return scores, train_s, score_s
+
+
+def training_gflop(loaded, datas, args) -> float:
+    """Training FLOPs counted from the matmuls: per token, 4 x the base's matmul weights (forward
+    and input-gradient backward; a frozen base has no weight gradients, the output layer
+    included) + 6 x the LoRA weights (forward, input and weight gradients). Attention's
+    score matmuls and elementwise work are left out, so this is a lower bound."""
+    from torch import nn
+
+    base = sum(m.in_features * m.out_features for m in loaded.model.modules() if isinstance(m, nn.Linear))
+    adapters = sum(32 * (m.in_features + m.out_features) for n, m in loaded.model.named_modules()
+                   if isinstance(m, nn.Linear) and n.rsplit(".", 1)[-1] in TARGETS)
+    eos = loaded.tokenizer.eos_token
+    tokens = sum(min(len(ids), 256) for d in datas for ids in loaded.tokenizer(
+        [t + eos for t in d.texts], add_special_tokens=False)["input_ids"]) * args.epochs
+    return (4 * base + 6 * adapters) * tokens / 1e9
+
+
+def worker(path: str, args) -> dict:
+    """Run one path in this process; returns its figures."""
+    import torch
+
+    from seal_core.models import load_model
+    from seal_plugins.qa_evaluator import QAEvaluator
+
+    loaded = load_model(args.model)
+    tasks, datas, seeds, source = workload(args)
+    qa = QAEvaluator()
+    started = time.perf_counter()
+    if path == "reference":
+        scores, train_s, score_s = run_reference(loaded, tasks, datas, seeds, args, qa)
+    elif path == "lora":
+        scores, train_s, score_s = run_lora(loaded, tasks, datas, seeds, args, qa)
+    else:
+        k, precision = path.removeprefix("multi-lora-k").split("-")
+        scores, train_s, score_s = run_multi(loaded, tasks, datas, seeds, args, qa, int(k), precision,
+                                             profile=args.profile and path == f"multi-lora-k8-{args.fast}")
+    total = time.perf_counter() - started
+    gflop = training_gflop(loaded, datas, args)
+    return {"path": path, "edits": len(tasks), "texts": sum(len(d) for d in datas), "source": source,
+            "seconds_per_edit": total / len(tasks), "train_seconds": train_s, "score_seconds": score_s,
+            "train_gflop": gflop, "achieved_train_gflops": gflop / train_s, "scores": [s.value for s in scores],
+            "f1": [s.details["f1"] for s in scores], "mean_score": sum(s.value for s in scores) / len(scores),
+            "mean_f1": sum(s.details["f1"] for s in scores) / len(scores), "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "threads": torch.get_num_threads()}
+
+
+# -- the machine's ceiling -----------------------------------------------------------------------
+
+
+def matmul_rates() -> dict[str, float]:
+    """GFLOP/s of plain matmuls here: 2048^3 (the ceiling) and one training-shaped product
+    (256 tokens x 576 -> 1536, SmolLM2's MLP), in fp32 and bf16."""
+    import torch
+
+    out = {}
+    for label, (m, k, n) in {"2048": (2048, 2048, 2048), "mlp_256tok": (256, 576, 1536)}.items():
+        for dtype in (torch.float32, torch.bfloat16):
+            a, b = torch.randn(m, k, dtype=dtype), torch.randn(k, n, dtype=dtype)
+            for _ in range(3):
+                a @ b
+            reps, began = 0, time.perf_counter()
+            while time.perf_counter() - began < 1.0:
+                a @ b
+                reps += 1
+            seconds = (time.perf_counter() - began) / reps
+            out[f"{label}_{str(dtype).removeprefix('torch.')}"] = 2 * m * k * n / seconds / 1e9
+    return out
+
+
+# -- driver --------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="4 self-edits, 2 epochs, 4 lines each: checks it works")
+    parser.add_argument("--edits", type=int, default=8, help="self-edits (passages) per path")
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--max-lines", type=int, default=8, help="self-edit lines trained on (plus the passage)")
+    parser.add_argument("--model", default="embedded")
+    parser.add_argument("--data", choices=["auto", "bundled"], default="auto",
+                        help="auto: the GPT-4.1 SQuAD self-edits when present; bundled: the bundled passages")
+    parser.add_argument("--paths", default=",".join(PATHS))
+    parser.add_argument("--profile", action="store_true", help="print a torch.profiler table of one K=8 batch (fast precision)")
+    parser.add_argument("--fast", choices=["fp32", "bf16"], help="the fast precision (default: from the matmul probe)")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.quick:
+        args.edits, args.epochs, args.max_lines = 4, 2, 4
+    if args.worker:
+        print("RESULT " + json.dumps(worker(args.worker, args)))
+        return
+
+    rates = matmul_rates()
+    args.fast = args.fast or ("bf16" if rates["2048_bfloat16"] > rates["2048_float32"] else "fp32")
+    print("matmul GFLOP/s here: " + ", ".join(f"{k} {v:.0f}" for k, v in rates.items())
+          + f"; fast precision: {args.fast}", flush=True)
+    results = {}
+    for path in args.paths.replace("FAST", args.fast).split(","):
+        cmd = [sys.executable, __file__, "--worker", path, "--edits", str(args.edits), "--epochs", str(args.epochs),
+               "--max-lines", str(args.max_lines), "--model", args.model, "--fast", args.fast, "--data", args.data]
+        cmd += ["--profile"] if args.profile else []
+        proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+        lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+        if proc.returncode or not lines:
+            sys.stderr.write(proc.stdout[-3000:] + proc.stderr[-3000:])
+            raise SystemExit(f"path {path} failed (exit {proc.returncode})")
+        if "PROFILE-BEGIN" in proc.stderr:
+            print(f"torch.profiler, first batch of {path}:")
+            print(proc.stderr.split("PROFILE-BEGIN\n")[1].split("PROFILE-END")[0], flush=True)
+        r = results[path] = json.loads(lines[0][len("RESULT "):])
+        print(f"{path:>20}: {r['seconds_per_edit']:7.2f} s/edit (train {r['train_seconds']:.1f} s, score "
+              f"{r['score_seconds']:.1f} s for {r['edits']} edits), {r['achieved_train_gflops']:6.1f} GFLOP/s in "
+              f"training, peak RSS {r['peak_rss_mb']:.0f} MB, mean score {r['mean_score']:.3f} (F1 {r['mean_f1']:.3f})",
+              flush=True)
+
+    summary = summarise(results, rates, args)
+    for key in ("speedup_k8_vs_reference", "speedup_k8_vs_lora", "scores_agree", "bf16_minus_fp32_mean_score"):
+        print(f"{key}: {summary.get(key)}")
+    print(json.dumps(summary))
+
+
+def summarise(results: dict, rates: dict, args) -> dict:
+    spe = {p: r["seconds_per_edit"] for p, r in results.items()}
+    first = next(iter(results.values()))
+    fast = f"multi-lora-k8-{args.fast}"
+    out = {"model": args.model, "fast_precision": args.fast, "edits": first["edits"], "texts": first["texts"], "epochs": args.epochs,
+           "source": first["source"], "threads": first["threads"], "seconds_per_edit": spe,
+           "train_seconds": {p: r["train_seconds"] for p, r in results.items()},
+           "score_seconds": {p: r["score_seconds"] for p, r in results.items()},
+           "achieved_train_gflops": {p: r["achieved_train_gflops"] for p, r in results.items()},
+           "matmul_gflops": rates, "peak_rss_mb": {p: r["peak_rss_mb"] for p, r in results.items()},
+           "mean_score": {p: r["mean_score"] for p, r in results.items()},
+           "mean_f1": {p: r["mean_f1"] for p, r in results.items()}}
+    if fast in spe:  # K = 8 in the fast precision
+        for base in ("reference", "lora"):
+            if base in spe:
+                out[f"speedup_k8_vs_{base}"] = spe[base] / spe[fast]
+    if "reference" in spe and "multi-lora-k8-fp32" in spe:
+        out["speedup_k8_fp32_vs_reference"] = spe["reference"] / spe["multi-lora-k8-fp32"]
+    if "lora" in results and "multi-lora-k8-fp32" in results:
+        # same precision, same trajectory: the per-edit scores must be equal
+        mismatches = sum(a != b for a, b in zip(results["lora"]["scores"], results["multi-lora-k8-fp32"]["scores"]))
+        f1_gap = max(abs(a - b) for a, b in zip(results["lora"]["f1"], results["multi-lora-k8-fp32"]["f1"]))
+        out["scores_agree"] = mismatches == 0 and f1_gap == 0
+        out["score_mismatches_lora_vs_k8_fp32"] = mismatches
+        out["max_f1_gap_lora_vs_k8_fp32"] = f1_gap
+    if "multi-lora-k8-bf16" in results and "multi-lora-k8-fp32" in results:
+        out["bf16_minus_fp32_mean_score"] = (results["multi-lora-k8-bf16"]["mean_score"]
+                                            - results["multi-lora-k8-fp32"]["mean_score"])
+        out["bf16_minus_fp32_mean_f1"] = results["multi-lora-k8-bf16"]["mean_f1"] - results["multi-lora-k8-fp32"]["mean_f1"]
+    if "reference" in results and "lora" in results:
+        out["reference_minus_lora_mean_score"] = results["reference"]["mean_score"] - results["lora"]["mean_score"]
+    return out
+
+
+if __name__ == "__main__":
+    main()

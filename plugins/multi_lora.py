@@ -1,0 +1,485 @@
+"""Inner updater ``multi-lora``: K self-edits trained at once, one LoRA adapter each.
+
+Every adapted ``nn.Linear`` of the student is wrapped once per run in a :class:`StackedLoraLinear`
+that keeps the frozen base layer (as ``base_layer``, like peft) and K stacked adapters
+(``lora_A``: [K, r, in], ``lora_B``: [K, out, r]). A shared :class:`Routing` says, for the forward
+pass at hand, which adapter each batch row goes through; with no routing the wrapper returns the
+base layer's output itself, so between adaptations the student is exactly the base model.
+
+One optimizer step trains every active self-edit: the rows of all edits' batches go through one
+forward and one backward pass over the shared base, the loss is the sum over adapters of each
+adapter's own mean token loss (so each adapter's gradient is the gradient it would get alone),
+and AdamW runs per adapter (own moments and learning rate; an edit with fewer steps stops
+stepping). Initial values are the ones ``lora`` gets from peft under ``torch.manual_seed(0)``, and
+each edit's data order is drawn from its own generator exactly as ``lora`` draws it from the
+global one, so each adapter follows ``lora``'s optimisation trajectory up to float rounding
+(checked by tests/test_multi_lora.py).
+
+``precision: bf16`` runs the base matmuls (and the output layer of the loss) in bfloat16 from a
+bf16 copy of the frozen weights made per batch, with fp32 adapters, gradients and optimizer
+state; outside an adaptation nothing changes. On CPUs with AMX (and on GPUs) that is several
+times faster than fp32; on CPUs without native bf16 it is slower. Its effect on scores is
+measured by benchmarks/inner_loop.py. Adapters and their optimizer state are fp32 whatever the
+model's dtype.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import structlog
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from seal_core import InnerUpdater, hookimpl
+from seal_core.components import AdaptedBatch
+from seal_core.types import LoadedModel, TrainingSet
+from seal_plugins.lora_updater import ADAPTER, LoraOptions, NonFiniteLoss, tokenize_examples, warn_if_truncated
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class MultiLoraOptions(LoraOptions):
+    """``lora``'s options (same meaning, same defaults) plus how many edits train at once."""
+
+    max_adapters: int = 8  # K: self-edits trained together (memory grows with K)
+    precision: Literal["fp32", "bf16"] = "fp32"  # dtype of the frozen base matmuls during adaptation
+    loss_chunk_tokens: int = 512  # tokens per chunk of the output layer + loss (bounds memory)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.max_adapters < 1:
+            raise ValueError(f"max_adapters must be >= 1, got {self.max_adapters}")
+        if self.loss_chunk_tokens < 1:
+            raise ValueError(f"loss_chunk_tokens must be >= 1, got {self.loss_chunk_tokens}")
+        if self.autocast_bf16:  # lora's switch; here it means bf16 base matmuls
+            self.precision = "bf16"
+
+
+class Routing:
+    """Which adapter each row goes through, shared by every wrapped layer of one model."""
+
+    def __init__(self) -> None:
+        self.single: int | None = None  # every row through this adapter
+        self.rows = 0  # with per-row routing: the batch size it is for
+        self.segments: list[tuple[int, int, int]] | None = None  # (first row, end row, adapter or -1)
+        self.bf16 = False
+        self.captured: list | None = None  # while training: (layer, adapter, A, B) per segment
+
+    @property
+    def active(self) -> bool:
+        return self.single is not None or self.segments is not None
+
+    def set_rows(self, owners: list[int] | None) -> None:
+        """Route row r to adapter ``owners[r]`` (-1: base only); runs of equal owners share one
+        matmul, so rows grouped by owner are cheapest."""
+        self.single = None
+        self.segments = None if owners is None else []
+        self.rows = 0 if owners is None else len(owners)
+        for r, owner in enumerate(owners or []):
+            if self.segments and self.segments[-1][2] == owner:
+                self.segments[-1] = (self.segments[-1][0], r + 1, owner)
+            else:
+                self.segments.append((r, r + 1, owner))
+
+
+class StackedLoraLinear(nn.Module):
+    """``base_layer(x) + scale * B_k A_k x`` with adapter k chosen per row by the routing."""
+
+    def __init__(self, base: nn.Linear, k: int, r: int, scale: float, dropout: float, routing: Routing):
+        super().__init__()
+        self.base_layer = base
+        self.lora_A = nn.Parameter(torch.zeros(k, r, base.in_features, device=base.weight.device))  # [K, r, in]
+        self.lora_B = nn.Parameter(torch.zeros(k, base.out_features, r, device=base.weight.device))  # [K, out, r]
+        self.scale = scale
+        self.dropout = nn.Dropout(dropout) if dropout else nn.Identity()
+        self.routing = routing
+        self.bf16_weight: torch.Tensor | None = None  # not a buffer: never in state_dict
+        self.bf16_bias: torch.Tensor | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        route = self.routing
+        if not route.active:
+            return self.base_layer(x)
+        if route.bf16:
+            y = F.linear(x.to(torch.bfloat16), self.bf16_weight, self.bf16_bias).to(x.dtype)
+        else:
+            y = self.base_layer(x)
+        xa = self.dropout(x).to(self.lora_A.dtype)
+        if route.single is not None:
+            k = route.single
+            delta = F.linear(F.linear(xa, self.lora_A[k]), self.lora_B[k])
+        else:
+            if x.shape[0] != route.rows:
+                raise RuntimeError(f"multi-lora routing covers {route.rows} rows, the batch has {x.shape[0]}")
+            parts = []
+            for start, end, k in route.segments:  # (rows, ..., in) -> (rows, ..., out)
+                if k < 0:
+                    parts.append(xa.new_zeros(end - start, *x.shape[1:-1], y.shape[-1]))
+                    continue
+                a, b = self.lora_A[k], self.lora_B[k]
+                if route.captured is not None:
+                    # gradients land on these views; the updater adds them into slot k's .grad
+                    # (cheaper than autograd's select backward, which zero-fills all K slots)
+                    a, b = a.detach().requires_grad_(), b.detach().requires_grad_()
+                    route.captured.append((self, k, a, b))
+                parts.append(F.linear(F.linear(xa[start:end], a), b))
+            delta = parts[0] if len(parts) == 1 else torch.cat(parts)
+        return torch.add(y, delta.to(y.dtype), alpha=self.scale)
+
+
+class _LinearCrossEntropy(torch.autograd.Function):
+    """Per-token cross-entropy of ``hidden @ weight.T`` computed in chunks, never holding all
+    logits; the gradient w.r.t. ``hidden`` is computed on the way (``weight`` is frozen)."""
+
+    @staticmethod
+    def forward(ctx, hidden, weight, targets, chunk):  # hidden (N, H), weight (V, H), targets (N,)
+        losses = hidden.new_empty(hidden.shape[0], dtype=torch.float32)
+        grad = torch.empty_like(hidden)
+        for s in range(0, hidden.shape[0], chunk):
+            h, t = hidden[s:s + chunk], targets[s:s + chunk]
+            logits = F.linear(h.to(weight.dtype), weight).float()  # (n, V)
+            lse = torch.logsumexp(logits, dim=-1)
+            losses[s:s + chunk] = lse - logits.gather(1, t[:, None]).squeeze(1)
+            probs = logits.sub_(lse[:, None]).exp_()
+            probs[torch.arange(len(t), device=t.device), t] -= 1.0  # d loss / d logits
+            grad[s:s + chunk] = (probs.to(weight.dtype) @ weight).to(hidden.dtype)
+        ctx.save_for_backward(grad)
+        return losses
+
+    @staticmethod
+    def backward(ctx, grad_losses):
+        (grad,) = ctx.saved_tensors
+        g = grad_losses[:, None]
+        # a row with zero weight contributes exactly nothing, even if its loss is NaN
+        return torch.where(g != 0, grad * g, torch.zeros_like(grad)), None, None, None
+
+
+def _length_groups(rows: list[tuple], slack: float = 1.3) -> list[list[tuple]]:
+    """Split rows (slot, ids, labels) into groups by length, longest first, so that each
+    group's padded size is at most ``slack`` times its real tokens."""
+    rows = sorted(rows, key=lambda r: -len(r[1]))
+    groups: list[list[tuple]] = []
+    for row in rows:
+        if groups:
+            group = groups[-1]
+            if len(group[0][1]) * (len(group) + 1) <= slack * (sum(len(r[1]) for r in group) + len(row[1])):
+                group.append(row)
+                continue
+        groups.append([row])
+    return [sorted(g, key=lambda r: r[0]) for g in groups]  # rows of one adapter next to each other
+
+
+class _StackedAdamW:
+    """torch.optim.AdamW's update (single-tensor form) on stacked adapter tensors, for the first
+    ``n`` adapters only (the ones still stepping), with one learning rate per adapter."""
+
+    def __init__(self, params: list[nn.Parameter], betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+        self.params, self.betas, self.eps, self.weight_decay = params, betas, eps, weight_decay
+        self.m = [torch.zeros_like(p) for p in params]
+        self.v = [torch.zeros_like(p) for p in params]
+
+    @torch.no_grad()
+    def step(self, n: int, step: int, lrs: list[float]) -> None:
+        b1, b2 = self.betas
+        bc1, bc2_sqrt = 1 - b1 ** step, math.sqrt(1 - b2 ** step)
+        same = all(lr == lrs[0] for lr in lrs[:n])
+        for p, m, v in zip(self.params, self.m, self.v):
+            if p.grad is None:
+                continue
+            shape = (n,) + (1,) * (p.dim() - 1)
+            lr = lrs[0] if same else torch.tensor(lrs[:n], dtype=p.dtype, device=p.device).view(shape)
+            pw, g, mw, vw = p[:n], p.grad[:n], m[:n], v[:n]
+            if self.weight_decay:
+                pw.mul_(1 - lr * self.weight_decay)
+            mw.lerp_(g, 1 - b1)
+            vw.mul_(b2).addcmul_(g, g, value=1 - b2)
+            denom = (vw.sqrt() / bc2_sqrt).add_(self.eps)
+            if same:
+                pw.addcdiv_(mw, denom, value=-(lr / bc1))
+            else:
+                pw.sub_(mw / denom * (lr / bc1))
+
+
+class _Installed:
+    """What ``multi-lora`` added to one model: the wrappers, their routing, initial values."""
+
+    def __init__(self, signature: tuple, layers: list[StackedLoraLinear], routing: Routing,
+                 initial_a: list[torch.Tensor]):
+        self.signature, self.layers, self.routing, self.initial_a = signature, layers, routing, initial_a
+        self.head_bf16: torch.Tensor | None = None  # bf16 copy of the output layer, during bf16 adaptation
+
+
+def peft_initial_a(model: nn.Module, opts: LoraOptions) -> dict[str, torch.Tensor]:
+    """The ``lora_A`` values peft gives each target layer under ``torch.manual_seed(0)``, as in
+    ``lora`` (``lora_B`` starts at zero). peft is run on a skeleton with every ``nn.Linear`` of
+    ``model`` under its name and a zero-stride weight, so the RNG draws are the same as on the
+    model itself but nothing of the size of the model is allocated."""
+    from peft import LoraConfig, inject_adapter_in_model
+
+    skeleton = nn.Module()
+    for name, module in model.named_modules():
+        if isinstance(module, nn.Linear):
+            parent = skeleton
+            *path, leaf = name.split(".")
+            for part in path:
+                if not hasattr(parent, part):
+                    parent.add_module(part, nn.Module())
+                parent = getattr(parent, part)
+            stub = nn.Linear(module.in_features, module.out_features, bias=False, device="meta")
+            stub.weight = nn.Parameter(torch.zeros((), dtype=torch.float32).expand(module.out_features, module.in_features),
+                                       requires_grad=False)
+            parent.add_module(leaf, stub)
+    config = LoraConfig(r=opts.r, lora_alpha=opts.alpha, lora_dropout=opts.dropout,
+                        target_modules=list(opts.target_modules), bias="none")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        inject_adapter_in_model(config, skeleton, adapter_name=ADAPTER)
+    suffix = f".lora_A.{ADAPTER}.weight"
+    return {n.removesuffix(suffix): p.detach().clone() for n, p in skeleton.named_parameters() if n.endswith(suffix)}
+
+
+class _Batch(AdaptedBatch):
+    def __init__(self, installed: _Installed, slots: list[int | None], rejected: dict[int, str]):
+        self._installed, self._slots, self.rejected = installed, slots, rejected
+
+    @contextmanager
+    def use(self, index: int) -> Iterator[None]:
+        routing = self._installed.routing
+        routing.single = self._slots[index]
+        try:
+            yield
+        finally:
+            routing.single = None
+
+    @contextmanager
+    def rows(self, owners: list[int]) -> Iterator[None]:
+        routing = self._installed.routing
+        routing.set_rows([self._slots[i] if i >= 0 else -1 for i in owners])
+        try:
+            yield
+        finally:
+            routing.set_rows(None)
+
+
+class MultiLoraUpdater(InnerUpdater):
+    """K self-edits at once: stacked LoRA adapters on one frozen base (see the module docstring)."""
+
+    name = "multi-lora"
+    Options = MultiLoraOptions
+
+    def batch_capacity(self) -> int:
+        return self.options.max_adapters
+
+    # -- wrapping ------------------------------------------------------------------------------
+
+    def _install(self, student: LoadedModel) -> _Installed:
+        """Wrap the target layers on first use (the record lives on the model object)."""
+        model, opts = student.model, self.options
+        signature = (opts.r, opts.alpha, opts.dropout, tuple(opts.target_modules), opts.max_adapters)
+        found = getattr(model, "_seal_multi_lora", None)
+        if found is not None:
+            if found.signature != signature:
+                raise RuntimeError(f"{student.spec} already carries multi-lora adapters {found.signature}, not {signature}")
+            return found
+        if getattr(model, "_seal_lora", None) is not None:
+            raise RuntimeError(f"{student.spec} already carries the `lora` updater's adapters; use one inner updater per model")
+        initial = peft_initial_a(model, opts)
+        if not initial:
+            raise ValueError(f"inner.target_modules {opts.target_modules} match no linear layer of {student.spec}")
+        routing, layers, initial_a = Routing(), [], []
+        for name, a in initial.items():
+            parent_name, _, leaf = name.rpartition(".")
+            parent = model.get_submodule(parent_name)
+            layer = StackedLoraLinear(getattr(parent, leaf), opts.max_adapters, opts.r, opts.alpha / opts.r,
+                                      opts.dropout, routing)
+            setattr(parent, leaf, layer)
+            layers.append(layer)
+            initial_a.append(a.to(layer.lora_A.device))
+        for pname, param in model.named_parameters():
+            param.requires_grad_("lora_" in pname)
+        installed = _Installed(signature, layers, routing, initial_a)
+        model._seal_multi_lora = installed
+        self._reset_slots(installed)
+        log.info("multi-lora adapters injected", model=student.spec, r=opts.r, adapters=opts.max_adapters,
+                 layers=len(layers), parameters_per_adapter=sum(a.numel() + l.lora_B[0].numel() for a, l in zip(initial_a, layers)))
+        return installed
+
+    @torch.no_grad()
+    def _reset_slots(self, installed: _Installed) -> None:
+        for layer, a in zip(installed.layers, installed.initial_a):
+            layer.lora_A.copy_(a.expand_as(layer.lora_A))
+            layer.lora_B.zero_()
+            layer.lora_A.grad = layer.lora_B.grad = None
+
+    @torch.no_grad()
+    def _set_precision(self, installed: _Installed, model: Any, bf16: bool) -> None:
+        """bf16 copies of the frozen weights for this adaptation (dropped again by reset)."""
+        installed.routing.bf16 = bf16
+        for layer in installed.layers:
+            base = layer.base_layer
+            layer.bf16_weight = base.weight.to(torch.bfloat16) if bf16 else None
+            layer.bf16_bias = base.bias.to(torch.bfloat16) if bf16 and base.bias is not None else None
+        head = model.get_output_embeddings()
+        installed.head_bf16 = head.weight.to(torch.bfloat16) if bf16 and head is not None else None
+
+    # -- the InnerUpdater API ----------------------------------------------------------------
+
+    def adapt(self, student: LoadedModel, data: TrainingSet | list[str]) -> LoadedModel:
+        """One self-edit, data order from the global RNG (as ``lora``)."""
+        data = TrainingSet.coerce(data)
+        installed = self._install(student)
+        if not data:
+            return student
+        rejected = self._train(student, installed, [data], [torch.default_generator])
+        if rejected:
+            self.reset(student)
+            raise NonFiniteLoss(rejected[0])
+        installed.routing.single = 0
+        return student
+
+    def adapt_batch(self, student: LoadedModel, datas: list[TrainingSet], seeds: list[int]) -> AdaptedBatch:
+        if len(datas) > self.options.max_adapters:
+            raise ValueError(f"multi-lora holds {self.options.max_adapters} adapters, got {len(datas)} self-edits")
+        installed = self._install(student)
+        generators = [torch.Generator().manual_seed(s) for s in seeds]
+        with_data = [i for i, d in enumerate(datas) if d]
+        rejected = self._train(student, installed, [datas[i] for i in with_data], [generators[i] for i in with_data])
+        slots: list[int | None] = [None] * len(datas)
+        for slot, i in enumerate(with_data):
+            slots[i] = slot
+        return _Batch(installed, slots, {with_data[slot]: why for slot, why in rejected.items()})
+
+    @torch.no_grad()
+    def reset(self, student: LoadedModel) -> None:
+        installed = self._install(student)
+        installed.routing.set_rows(None)
+        self._reset_slots(installed)
+        self._set_precision(installed, student.model, False)
+
+    # -- training ------------------------------------------------------------------------------
+
+    def _plan(self, data: TrainingSet, generator: torch.Generator) -> list[list[int]]:
+        """The batches of every optimizer step, drawn exactly as ``lora`` draws them."""
+        n, bs, steps = len(data.examples), self.options.batch_size, []
+        for _ in range(data.epochs or self.options.epochs):
+            order = torch.randperm(n, generator=generator).tolist()
+            for start in range(0, n, bs):
+                if data.max_steps is not None and len(steps) >= data.max_steps:
+                    break
+                steps.append(order[start:start + bs])
+        return steps
+
+    def _train(self, student: LoadedModel, installed: _Installed, datas: list[TrainingSet],
+               generators: list[torch.Generator]) -> dict[int, str]:
+        """Train adapter j on ``datas[j]``; returns {j: reason} for the ones that failed."""
+        opts, model, device = self.options, student.model, student.device
+        plans = [self._plan(d, g) for d, g in zip(datas, generators)]
+        # slots ordered by number of steps, so the adapters still stepping are always a prefix
+        order = sorted(range(len(datas)), key=lambda j: -len(plans[j]))
+        slot_of = {j: s for s, j in enumerate(order)}
+        rows_of = []  # per slot: tokenized rows (input_ids, labels), one per example
+        for j in order:
+            d = datas[j]
+            warn_if_truncated(student.tokenizer, d.texts, opts.max_length)
+            enc = [tokenize_examples(student.tokenizer, [e], opts.max_length, device, d.loss_on == "completion")
+                   for e in d.examples]
+            rows_of.append([(x["input_ids"][0], x["labels"][0]) for x in enc])
+        lrs = [datas[j].learning_rate or opts.learning_rate for j in order]
+        steps = [len(plans[j]) for j in order]
+        self._reset_slots(installed)
+        self._set_precision(installed, model, opts.precision == "bf16")
+        params = [p for layer in installed.layers for p in (layer.lora_A, layer.lora_B)]
+        optimizer = _StackedAdamW(params, weight_decay=opts.weight_decay)
+        failed: dict[int, str] = {}  # slot -> reason
+        pad = student.tokenizer.pad_token_id
+        model.train()
+        try:
+            for p in params:
+                p.grad = torch.zeros_like(p)
+            for step in range(max(steps, default=0)):
+                n = sum(1 for s in steps if s > step)
+                live = [s for s in range(n) if s not in failed]
+                if not live:
+                    break
+                for p in params:
+                    p.grad[:n].zero_()
+                rows = [(s, *rows_of[s][i]) for s in live for i in plans[order[s]][step]]  # (slot, ids, labels)
+                counts = [0] * n  # labelled tokens per adapter in this step
+                for s, _, labels in rows:
+                    counts[s] += int((labels[1:] != -100).sum())
+                weights = torch.tensor([1.0 / max(c, 1) for c in counts], device=device)
+                sums = torch.zeros(n, device=device)
+                # rows of similar length go through together: little padding, one forward each
+                for group in _length_groups(rows):
+                    ids = nn.utils.rnn.pad_sequence([r[1] for r in group], batch_first=True, padding_value=pad)
+                    labels = nn.utils.rnn.pad_sequence([r[2] for r in group], batch_first=True, padding_value=-100)
+                    attention = nn.utils.rnn.pad_sequence([torch.ones_like(r[1]) for r in group], batch_first=True)
+                    owners = torch.tensor([r[0] for r in group], dtype=torch.long, device=device)
+                    installed.routing.set_rows([r[0] for r in group])
+                    installed.routing.captured = []
+                    tok_loss, tok_owner = self._token_losses(model, installed, ids, attention, labels, owners)
+                    sums.index_add_(0, tok_owner, tok_loss.detach())
+                    # sum over adapters of each one's mean loss: adapter s gets its solo gradient.
+                    # A diverging adapter's NaNs stay in its own rows and its own slot.
+                    (tok_loss * weights[tok_owner]).sum().backward()
+                    with torch.no_grad():
+                        for layer, k, a, b in installed.routing.captured:
+                            layer.lora_A.grad[k].add_(a.grad)
+                            layer.lora_B.grad[k].add_(b.grad)
+                    installed.routing.captured = None
+                means = (sums * weights).tolist()
+                for s in live:
+                    if not math.isfinite(means[s]):
+                        failed[s] = f"inner-loop loss became {means[s]}"
+                if any(s not in failed for s in live):
+                    optimizer.step(n, step + 1, lrs)  # failed slots step too, harmlessly: reset later
+        finally:
+            installed.routing.set_rows(None)
+            installed.routing.captured = None
+            model.eval()
+            for p in (p for layer in installed.layers for p in (layer.lora_A, layer.lora_B)):
+                p.grad = None
+        # adapter j lives in slot slot_of[j]; move it to slot j so callers can index by position
+        self._permute_slots(installed, order)
+        return {order[s]: why for s, why in failed.items()}
+
+    @torch.no_grad()
+    def _permute_slots(self, installed: _Installed, order: list[int]) -> None:
+        """Slot s holds adapter order[s]; afterwards slot j holds adapter j."""
+        if order == sorted(order):
+            return
+        inverse = torch.tensor(sorted(range(len(order)), key=lambda s: order[s]), dtype=torch.long)
+        for layer in installed.layers:
+            for p in (layer.lora_A, layer.lora_B):
+                p[:len(order)] = p[:len(order)][inverse.to(p.device)]
+
+    def _token_losses(self, model: Any, installed: _Installed, input_ids, attention, labels, owners):
+        """Per-token losses (next-token cross-entropy at every labelled position) and their rows' owners."""
+        shifted = labels[:, 1:]
+        valid = shifted != -100  # (B, T-1)
+        targets = shifted[valid]
+        tok_owner = owners[:, None].expand_as(shifted)[valid]
+        head = model.get_output_embeddings()
+        plain_head = (isinstance(head, nn.Linear) and head.bias is None and hasattr(model, "get_decoder")
+                      and getattr(model.config, "final_logit_softcapping", None) is None
+                      and getattr(model.config, "logit_scale", None) is None)
+        if plain_head:
+            hidden = model.get_decoder()(input_ids=input_ids, attention_mask=attention).last_hidden_state
+            weight = installed.head_bf16 if installed.routing.bf16 else head.weight
+            losses = _LinearCrossEntropy.apply(hidden[:, :-1][valid], weight.detach(), targets, self.options.loss_chunk_tokens)
+        else:
+            logits = model(input_ids=input_ids, attention_mask=attention).logits[:, :-1][valid].float()
+            losses = F.cross_entropy(logits, targets, reduction="none")
+        return losses, tok_owner
+
+
+@hookimpl
+def seal_register_inner_updaters(register):
+    register(MultiLoraUpdater())

@@ -1,0 +1,243 @@
+"""seal_plugins.multi_lora: K self-edits trained at once match the sequential ``lora`` updater.
+
+Tolerance of the equality checks: adapter weights agree to 2e-3 of the tensor's largest value.
+Both paths do the same float32 arithmetic in a different order (the loss is summed per adapter
+from chunked per-token losses instead of transformers' mean over the batch; batched matmuls
+instead of one linear per adapter; rows padded to another length), so gradients differ by a few
+ulps. AdamW divides each gradient by the root of its running square, so for the few weights
+whose gradient is about as small as ``eps`` a few ulps of gradient become up to ~1e-3 of the
+learning rate per step; measured here: at most 7e-4 of the largest value after 3 epochs. A real
+difference (another data order, learning rate, initialisation) moves the weights by O(1) of
+their size, which the negative check below shows.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from seal_core.models import plain_state_dict, weights_sha
+from seal_core.seeding import seed_all
+from seal_core.types import TaskInstance, TrainingExample, TrainingSet
+from seal_plugins.lora_updater import LoraOptions, LoraUpdater
+from seal_plugins.multi_lora import MultiLoraOptions, MultiLoraUpdater, StackedLoraLinear, peft_initial_a
+from seal_plugins.qa_evaluator import QAEvaluator
+
+TOLERANCE = 2e-3
+TEXTS = [
+    "The bell of Thrushby was cast in 1702 and is named Old Margery.",
+    "The village well in Thrushby is 31 metres deep.",
+    "Every house in Thrushby has a door painted plum.",
+    "The mayor of Thrushby keeps three geese called Ada, Bea and Cy.",
+    "Fog covers Thrushby on Tuesdays.",
+]
+# K = 5 self-edits: different numbers of texts, one with its own learning rate and epochs, one
+# capped by max_steps, one with the loss on completions only
+DATAS = [
+    TrainingSet.from_texts(TEXTS[:1]),
+    TrainingSet.from_texts(TEXTS[:3]),
+    TrainingSet(TrainingSet.from_texts(TEXTS).examples, learning_rate=3e-3, epochs=2),
+    TrainingSet.from_texts(TEXTS[1:3] + TEXTS[4:], ),
+    TrainingSet([TrainingExample(" Old Margery.", "Bell name?"), TrainingExample(" 31 metres.", "Well depth?")],
+                max_steps=3, loss_on="completion"),
+]
+DATAS[3].max_steps = 4
+SEEDS = [11, 22, 33, 44, 55]
+OPTIONS = {"epochs": 3, "r": 8, "batch_size": 2}
+TASKS = [TaskInstance(f"t{j}", "", {"questions": [
+    {"question": "What is the bell of Thrushby called?", "answers": ["Old Margery"]},
+    {"question": "How deep is the well?", "answers": ["31 metres"]},
+    {"question": "What colour are the doors?", "answers": ["plum"]}][: 1 + j % 3]}) for j in range(len(DATAS))]
+
+
+def lora_runs(loaded, datas=DATAS, seeds=SEEDS):
+    """Sequential ``lora``: per edit, the adapter weights (as [r, in], [out, r]) and the qa score."""
+    up, qa = LoraUpdater().configured(LoraOptions(**OPTIONS)), QAEvaluator()
+    out = []
+    for data, seed, task in zip(datas, seeds, TASKS):
+        seed_all(seed)
+        with up.adapted(loaded, data):
+            weights = {n: p.detach().clone() for n, p in loaded.model.named_parameters() if "lora_" in n}
+            out.append((weights, qa.evaluate(loaded.model, loaded.tokenizer, task)))
+    return out
+
+
+def stacked(model) -> dict[str, StackedLoraLinear]:
+    return {n: m for n, m in model.named_modules() if isinstance(m, StackedLoraLinear)}
+
+
+def worst_difference(layers, j, weights) -> float:
+    worst = 0.0
+    for name, layer in layers.items():
+        for mine, theirs in ((layer.lora_A[j], weights[f"{name}.lora_A.seal_inner.weight"]),
+                             (layer.lora_B[j], weights[f"{name}.lora_B.seal_inner.weight"])):
+            worst = max(worst, ((mine - theirs).abs().max() / theirs.abs().max()).item())
+    return worst
+
+
+def multi(k=8, **overrides) -> MultiLoraUpdater:
+    return MultiLoraUpdater().configured(MultiLoraOptions(**{**OPTIONS, "max_adapters": k, **overrides}))
+
+
+def test_initial_values_are_lora_s(fresh_tiny):
+    lora_initial = {}
+    LoraUpdater().configured(LoraOptions(r=8)).adapt(fresh_tiny, [])
+    for name, value in fresh_tiny.model._seal_lora[1].items():
+        if "lora_A" in name:
+            lora_initial[name.removesuffix(".lora_A.seal_inner.weight").replace(".base_layer", "")] = value
+    from seal_core.models import load_model
+
+    mine = peft_initial_a(load_model("tiny-random").model, LoraOptions(r=8))
+    assert mine.keys() == lora_initial.keys() and len(mine) == 14
+    assert all(torch.equal(mine[n], lora_initial[n]) for n in mine)
+
+
+def test_batch_matches_sequential_lora(fresh_tiny, tiny, tiny_logits):
+    """THE property: K=5 adapters trained together = 5 lora runs, weights and scores."""
+    from seal_core.models import load_model
+
+    reference = lora_runs(load_model("tiny-random"))
+    before = tiny_logits(fresh_tiny)
+    up, qa = multi(), QAEvaluator()
+    with up.adapted_batch(fresh_tiny, DATAS, SEEDS) as batch:
+        assert batch.rejected == {}
+        layers = stacked(fresh_tiny.model)
+        assert len(layers) == 14
+        for j, (weights, _) in enumerate(reference):
+            assert worst_difference(layers, j, weights) < TOLERANCE, j
+        routed = qa.evaluate_routed(fresh_tiny.model, fresh_tiny.tokenizer, TASKS, batch.rows)
+        one_by_one = []
+        for j, task in enumerate(TASKS):
+            with batch.use(j):
+                one_by_one.append(qa.evaluate(fresh_tiny.model, fresh_tiny.tokenizer, task))
+    for (_, ref), got, alone in zip(reference, routed, one_by_one):
+        assert got.value == ref.value == alone.value
+        assert got.details["predictions"] == ref.details["predictions"] == alone.details["predictions"]
+    # and the student is the base model again, bit for bit, with its base weights untouched
+    assert torch.equal(tiny_logits(fresh_tiny), before)
+    assert weights_sha(fresh_tiny.model) == weights_sha(tiny.model)
+    assert plain_state_dict(fresh_tiny.model).keys() == tiny.model.state_dict().keys()
+
+
+def test_a_wrong_seed_is_detected(fresh_tiny):
+    """The tolerance is tight enough to see another data order (so the test above can fail)."""
+    from seal_core.models import load_model
+
+    reference = lora_runs(load_model("tiny-random"), DATAS[1:2], SEEDS[1:2])
+    up = multi(batch_size=1)
+    up.options.batch_size = 2
+    with up.adapted_batch(fresh_tiny, DATAS[1:2], [SEEDS[1] + 1]):
+        assert worst_difference(stacked(fresh_tiny.model), 0, reference[0][0]) > 50 * TOLERANCE
+
+
+def test_a_diverging_edit_is_rejected_alone(fresh_tiny):
+    from seal_core.models import load_model
+
+    datas = [DATAS[0], TrainingSet(DATAS[1].examples, learning_rate=1e30), DATAS[2]]
+    reference = lora_runs(load_model("tiny-random"), [DATAS[0], DATAS[2]], [SEEDS[0], SEEDS[2]])
+    with multi(k=4).adapted_batch(fresh_tiny, datas, SEEDS[:3]) as batch:
+        assert list(batch.rejected) == [1] and "loss became" in batch.rejected[1]
+        layers = stacked(fresh_tiny.model)
+        assert worst_difference(layers, 0, reference[0][0]) < TOLERANCE
+        assert worst_difference(layers, 2, reference[1][0]) < TOLERANCE
+
+
+def test_single_adapt_and_reset(fresh_tiny, tiny_logits):
+    """The one-edit API (third-party engines, sequential fallbacks): like lora, exactly reset."""
+    before = tiny_logits(fresh_tiny)
+    up = multi(k=2)
+    seed_all(3)
+    up.adapt(fresh_tiny, TEXTS)
+    assert (tiny_logits(fresh_tiny) - before).abs().max() > 1e-4
+    up.reset(fresh_tiny)
+    assert torch.equal(tiny_logits(fresh_tiny), before)
+    trainable = [n for n, p in fresh_tiny.model.named_parameters() if p.requires_grad]
+    assert trainable and all("lora_" in n for n in trainable)
+    assert fresh_tiny.model.training is False
+    with pytest.raises(RuntimeError, match="already carries"):
+        multi(k=3).adapt(fresh_tiny, TEXTS[:1])
+
+
+def test_bf16_base_trains_close_to_fp32(fresh_tiny, tiny_logits):
+    before = tiny_logits(fresh_tiny)
+    from seal_core.models import load_model
+
+    other = load_model("tiny-random")
+    with multi(k=2).adapted_batch(other, DATAS[:2], SEEDS[:2]):
+        fp32 = {n: (m.lora_A[:2].clone(), m.lora_B[:2].clone()) for n, m in stacked(other.model).items()}
+    with multi(k=2, precision="bf16").adapted_batch(fresh_tiny, DATAS[:2], SEEDS[:2]) as batch:
+        assert batch.rejected == {}
+        for name, layer in stacked(fresh_tiny.model).items():
+            assert layer.lora_A.dtype == torch.float32
+            b = fp32[name][1]  # bf16 rounding moves a few small-gradient weights by ~lr (AdamW)
+            assert torch.linalg.norm(layer.lora_B[:2] - b) < 0.2 * torch.linalg.norm(b)
+    assert torch.equal(tiny_logits(fresh_tiny), before)  # fp32 base again, exactly
+    assert all(m.bf16_weight is None for m in stacked(fresh_tiny.model).values())
+
+
+def test_options_are_a_superset_of_lora_s():
+    from dataclasses import fields
+
+    assert {f.name for f in fields(LoraOptions)} < {f.name for f in fields(MultiLoraOptions)}
+    assert MultiLoraOptions(autocast_bf16=True).precision == "bf16"
+    with pytest.raises(ValueError, match="max_adapters"):
+        MultiLoraOptions(max_adapters=0)
+
+
+def test_engine_batches_and_falls_back_to_one_adapter_at_a_time(registry, fresh_tiny):
+    """Engine.score_edits: batches for multi-lora (routed qa, and an evaluator without
+    evaluate_routed), one at a time for lora; the same scores and answers, in order."""
+    from seal_core.config import load_raw, resolve
+    from seal_core.engine import Engine
+    from seal_core.models import load_model
+
+    def engine(*overrides):
+        raw = load_raw(None, ["model.policy=tiny-random", "inner.epochs=2", "inner.r=8",
+                              "evaluator.max_new_tokens=8", *overrides])
+        return Engine(resolve(raw, registry), registry)
+
+    batched, lora = engine("inner.max_adapters=3"), engine("inner.name=lora")
+    tasks = lora.load_tasks()[0][:2]
+    edits = ["The bell is named Old Margery.\nThe well is 31 metres deep.", "Doors are plum.",
+             "Geese: Ada, Bea and Cy.\nFog on Tuesdays.\nThe mayor keeps geese.", ""]
+    items = [(tasks[i % 2], i, edit) for i, edit in enumerate(edits)]  # 4 items: batches of 3 and 1
+
+    class NoRouting(QAEvaluator):
+        def evaluate_routed(self, *args):
+            return None
+
+    reference = list(lora.score_edits(0, items, load_model("tiny-random")))
+    routed = list(batched.score_edits(0, items, fresh_tiny))
+    batched.evaluator = NoRouting()
+    one_by_one = list(batched.score_edits(0, items, fresh_tiny))
+    for ref, got, alone in zip(reference, routed, one_by_one, strict=True):
+        assert ref[:2] == got[:2] == alone[:2]
+        assert ref[2].details["predictions"] == got[2].details["predictions"] == alone[2].details["predictions"]
+        assert ref[3] == got[3] == alone[3]
+
+
+@pytest.mark.slow
+def test_embedded_model_matches_sequential_lora():
+    """The same property on SmolLM2-135M (the embedded model), K = 4, with a tolerance on each
+    tensor's norm: |W_multi - W_lora| <= 5e-2 |W_lora| (measured: at most 1.3e-2).
+
+    Why not the element-wise tolerance of the tiny model: in a 30-layer model a share of the
+    adapter gradients sits at the rounding-noise floor (the first-step gradients of both paths
+    differ by up to 1e-4 of their norm, also with K = 1, i.e. with no batching at all), and AdamW
+    turns each such gradient into a full +-lr step whatever its size, so single weights differ
+    by up to the learning rate while the tensors as a whole agree to about 1%. A real
+    difference (data order, learning rate, initialisation) is O(1) in norm too."""
+    from seal_core.models import load_model
+
+    reference = lora_runs(load_model("embedded"), DATAS[:4], SEEDS[:4])
+    student = load_model("embedded")
+    with multi(k=4).adapted_batch(student, DATAS[:4], SEEDS[:4]) as batch:
+        layers = stacked(student.model)
+        for j, (weights, _) in enumerate(reference):
+            for name, layer in layers.items():
+                for mine, theirs in ((layer.lora_A[j], weights[f"{name}.lora_A.seal_inner.weight"]),
+                                     (layer.lora_B[j], weights[f"{name}.lora_B.seal_inner.weight"])):
+                    assert torch.linalg.norm(mine - theirs) <= 5e-2 * torch.linalg.norm(theirs), (j, name)
+        routed = QAEvaluator().evaluate_routed(student.model, student.tokenizer, TASKS[:4], batch.rows)
+    for (_, ref), got in zip(reference, routed):
+        assert got.value == ref.value and got.details["predictions"] == ref.details["predictions"]
