@@ -97,7 +97,8 @@ def seal_register_inner_updaters(register: Callable[[Any], None]) -> None:
     the training texts and returns the adapted model, and ``reset(student)``, after which the
     student computes exactly what it did before ``adapt``. Raise
     :class:`seal_core.EditRejected` from ``adapt`` for a self-edit that cannot be applied. Its
-    ``Options`` dataclass declares its ``inner.*`` config keys.
+    ``Options`` dataclass declares its ``inner.*`` config keys. Optionally ``merge(student)``
+    keeps the current adaptation in the weights (``experiment=continual`` needs it).
 
     :param register: call ``register(updater)`` once for each inner updater.
     """
