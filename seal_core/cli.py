@@ -18,6 +18,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from seal_core import __version__
 from seal_core.errors import SealError
@@ -172,34 +173,39 @@ def _out_dir(args: argparse.Namespace, kind: str) -> Path:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from seal_core import logs
     from seal_core.compare import resolve_all, run_compare
-    from seal_core.interrupt import Interrupted, StopFlag
     from seal_core.registry import Registry
 
     registry = Registry(args.plugins)
     algorithms = [a.strip() for a in args.algorithms.split(",") if a.strip()]
     configs = resolve_all(args.config, args.overrides, algorithms, registry)  # all checked up front
     out_dir = _out_dir(args, "compare")
+    return _run_many(out_dir, lambda stop: run_compare(configs, registry, out_dir, stop), "algorithm",
+                     f"Comparison: {out_dir}/comparison.md, comparison.png; each algorithm's run in {out_dir}/<algorithm>/")
+
+
+def _run_many(out_dir: Path, run: Any, unit: str, where: str) -> int:
+    """Run a multi-run command (``run(stop) -> table``); Ctrl-C keeps the finished runs."""
+    from seal_core import logs
+    from seal_core.interrupt import Interrupted, StopFlag
+
     stop = StopFlag()
     try:
         with stop.on_sigint():
-            table = run_compare(configs, registry, out_dir, stop)
+            table = run(stop)
     except Interrupted:
-        print(f"\nInterrupted. Finished algorithms are in {out_dir}; an unfinished one resumes with "
-              f"seal-run run --resume {out_dir}/<algorithm>", file=sys.stderr)
+        print(f"\nInterrupted. Finished {unit}s are in {out_dir}; an unfinished one resumes with "
+              f"seal-run run --resume {out_dir}/<{unit}>", file=sys.stderr)
         return 130
     finally:
         logs.configure()
     print(table)
-    print(f"\nComparison: {out_dir}/comparison.md, comparison.png; each algorithm's run in {out_dir}/<algorithm>/")
+    print(f"\n{where}")
     return 0
 
 
 def cmd_baselines(args: argparse.Namespace) -> int:
-    from seal_core import logs
     from seal_core.baselines import baseline_configs, run_baselines
-    from seal_core.interrupt import Interrupted, StopFlag
     from seal_core.registry import Registry
 
     registry = Registry(args.plugins)
@@ -214,19 +220,8 @@ def cmd_baselines(args: argparse.Namespace) -> int:
                      *[f"--set {o}" for o in args.overrides], *(["--edits-file", args.edits_file] if args.edits_file else []),
                      *(["--seal-rounds", str(args.seal_rounds)] if args.seal_rounds else []),
                      *(["--seal-run", args.seal_run] if args.seal_run else []), "--run-dir", str(out_dir)])
-    stop = StopFlag()
-    try:
-        with stop.on_sigint():
-            table = run_baselines(configs, registry, out_dir, stop, seal_run, argv)
-    except Interrupted:
-        print(f"\nInterrupted. Finished variants are in {out_dir}; an unfinished one resumes with "
-              f"seal-run run --resume {out_dir}/<variant>", file=sys.stderr)
-        return 130
-    finally:
-        logs.configure()
-    print(table)
-    print(f"\nBaselines: {out_dir}/baselines.md; each variant's run in {out_dir}/<variant>/")
-    return 0
+    return _run_many(out_dir, lambda stop: run_baselines(configs, registry, out_dir, stop, seal_run, argv), "variant",
+                     f"Baselines: {out_dir}/baselines.md; each variant's run in {out_dir}/<variant>/")
 
 
 def main(argv: list[str] | None = None) -> int:
