@@ -39,7 +39,7 @@ import structlog
 
 from seal_core import Score, TaskInstance, hookimpl
 from seal_core.errors import ConfigError
-from seal_plugins.qa_evaluator import QAEvaluator, QAOptions, contains, token_f1
+from seal_plugins.qa_evaluator import QAEvaluator, contains, token_f1
 
 log = structlog.get_logger(__name__)
 
@@ -58,16 +58,16 @@ _FIRST_WORD = re.compile(r"[a-z]+")
 
 
 @dataclass
-class JudgeOptions(QAOptions):
+class JudgeOptions:
+    max_new_tokens: int = 24  # the student's answer length, as in qa; the first line is graded
     timeout: float = 30.0  # seconds per request
     max_retries: int = 4  # retries after the first attempt, on 429, 5xx, timeouts and refused connections
     backoff: float = 1.0  # seconds before the first retry; doubles each retry
     max_backoff: float = 60.0  # cap on one wait, Retry-After included
 
     def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.timeout <= 0 or self.backoff < 0 or self.max_backoff < 0 or self.max_retries < 0:
-            raise ValueError("timeout must be > 0; backoff, max_backoff and max_retries >= 0")
+        if self.max_new_tokens < 1 or self.timeout <= 0 or self.backoff < 0 or self.max_backoff < 0 or self.max_retries < 0:
+            raise ValueError("max_new_tokens >= 1 and timeout > 0 are required; backoff, max_backoff and max_retries must be >= 0")
 
 
 @dataclass(frozen=True)

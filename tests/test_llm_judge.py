@@ -152,3 +152,9 @@ def test_evaluate_excludes_ungraded_questions_from_the_mean(stub, tiny):
     assert score.details["graded"] == 2 and score.details["ungraded"] == 1
     assert "HTTP 500" in score.details["ungraded_reasons"][1]
     assert len(score.details["predictions"]) == 3
+
+
+@pytest.mark.parametrize("bad", [{"timeout": 0.0}, {"max_retries": -1}, {"backoff": -1.0}, {"max_new_tokens": 0}])
+def test_options_validation(bad):
+    with pytest.raises(ValueError):
+        JudgeOptions(**bad)
