@@ -133,3 +133,26 @@ def test_baselines_in_one_command(tmp_path):
     evaluated = rows(out / "from-file" / "evaluations.jsonl")
     assert all(r["edit"].endswith("It is old.") for r in evaluated)
     assert all(r["edit"] == "" for r in rows(out / "passage-only" / "evaluations.jsonl"))
+
+
+def test_baselines_table_from_a_finished_run_and_missing_rows(tmp_path):
+    from seal_core.baselines import baselines_table, finished_seal_run
+
+    seal_dir = tmp_path / "seal"
+    seal_dir.mkdir()
+    (seal_dir / "metrics.jsonl").write_text("\n".join(json.dumps(m) for m in [
+        {"round": 0, "eval_base": 0.1, "eval_adapted": 0.2}, {"round": 1, "eval_base": 0.1, "eval_adapted": 0.4}]))
+    (seal_dir / "evaluations.jsonl").write_text(json.dumps({"round": 1, "task_id": "other"}))
+    out = tmp_path / "out"
+    (out / "passage-only").mkdir(parents=True)
+    (out / "passage-only" / "evaluations.jsonl").write_text(json.dumps({"round": 0, "task_id": "p1"}))
+    results = {"passage-only": {"metrics": [{"round": 0, "eval_base": 0.05, "eval_adapted": 0.3, "eval_adapted_f1": 0.25}]}}
+    table, notes = baselines_table(results, "continual", out, finished_seal_run(seal_dir))
+    lines = table.splitlines()
+    assert lines[0] == "| baseline | score | F1 | run |"  # no paper figures for continual
+    assert lines[2].startswith("| no adaptation | 0.050 | - |") and lines[3].startswith("| passage only | 0.300 | 0.250 |")
+    assert "| passage + own self-edits (no RL) | - | - | not run |" in table
+    assert lines[6].startswith("| SEAL after 1 rounds | 0.400 |")
+    assert any("--edits-file" in n for n in notes) and any("other passages" in n for n in notes)
+    with pytest.raises(Exception, match="no metrics.jsonl lines"):
+        finished_seal_run(tmp_path)
