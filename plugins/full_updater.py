@@ -25,7 +25,7 @@ from seal_plugins.lora_updater import LoraUpdater
 
 @dataclass
 class FullOptions:
-    learning_rate: float = 1e-5  # AdamW on every weight: far below LoRA's 1e-3
+    learning_rate: float = 1e-5  # AdamW on every weight, for 7B-scale models; the 135M embedded model needs ~3e-4
     epochs: int = 5  # passes over the edit's texts
     batch_size: int = 8  # texts per optimizer step
     max_length: int = 256  # tokens per training text; longer texts are truncated
