@@ -193,6 +193,17 @@ class LoraUpdater(InnerUpdater):
                 param.copy_(initial[name])
         _enable_adapters(student.model, False)
 
+    @torch.no_grad()
+    def merge(self, student: LoadedModel) -> None:
+        """Fold the trained adapters into the base weights (W += scale * B @ A), then reset them."""
+        from peft.tuners.lora import LoraLayer
+
+        for module in student.model.modules():
+            if isinstance(module, LoraLayer) and ADAPTER in module.lora_A:
+                weight = module.get_base_layer().weight
+                weight += module.get_delta_weight(ADAPTER).to(weight.dtype)
+        self.reset(student)
+
 
 @hookimpl
 def seal_register_inner_updaters(register):

@@ -5,6 +5,7 @@
     seal-run run --resume RUN_DIR [--plugins X]...   continue a killed or interrupted run
     seal-run config [--config FILE.yaml] [--set KEY=VALUE]...   print the resolved config
     seal-run compare --algorithms rest-em,grpo,ppo,rloo [same options as run]
+    seal-run baselines [--edits-file F.json] [--seal-rounds N | --seal-run DIR] [same options as run]
 
 Errors a user can cause (config, data, plugins) print one paragraph and exit with status 2.
 ``SEAL_TRACE_HOOKS=1`` logs every hook call; ``SEAL_LOG_LEVEL`` sets the console log level.
@@ -17,6 +18,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from seal_core import __version__
 from seal_core.errors import SealError
@@ -38,15 +40,22 @@ def _parser() -> argparse.ArgumentParser:
     plugin_arg(p_plugins)
 
     for name, help_text in (("run", "run SEAL"), ("config", "print the resolved config and exit"),
-                            ("compare", "run several RL algorithms from one seed and budget, side by side")):
+                            ("compare", "run several RL algorithms from one seed and budget, side by side"),
+                            ("baselines", "the paper's knowledge-incorporation baselines table, in one command")):
         p = sub.add_parser(name, help=help_text)
         p.add_argument("--config", metavar="FILE.yaml", help="YAML config file")
         p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                        help="override one config key, e.g. --set rounds=3 (repeatable)")
         plugin_arg(p)
-        if name == "compare":
-            p.add_argument("--algorithms", required=True, metavar="A,B,...",
-                           help="comma-separated algorithm names, e.g. rest-em,grpo,ppo,rloo")
+        if name == "baselines":
+            p.add_argument("--edits-file", metavar="FILE.json", help="self-edits for the from-file row (SEAL format with completions)")
+            seal = p.add_mutually_exclusive_group()
+            seal.add_argument("--seal-rounds", type=int, metavar="N", help="run SEAL for N rounds for the last row")
+            seal.add_argument("--seal-run", metavar="RUN_DIR", help="take the last row from this finished run")
+        if name in ("compare", "baselines"):
+            if name == "compare":
+                p.add_argument("--algorithms", required=True, metavar="A,B,...",
+                               help="comma-separated algorithm names, e.g. rest-em,grpo,ppo,rloo")
             where = p.add_mutually_exclusive_group()
             where.add_argument("--run-dir", metavar="DIR", help="comparison directory (default: runs/<time>-compare)")
             where.add_argument("--name", metavar="NAME", help="write the comparison to runs/NAME")
@@ -107,7 +116,7 @@ def _run_dir(args: argparse.Namespace, config) -> Path:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from seal_core import distributed, logs
-    from seal_core.engine import Engine
+    from seal_core.experiments import make_engine
     from seal_core.interrupt import Interrupted, StopFlag
     from seal_core.runstore import RunStore
 
@@ -124,7 +133,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not distributed.is_main():
         os.environ.setdefault("SEAL_LOG_LEVEL", "warning")  # rank 0 tells the story, once
     stop = StopFlag()
-    engine = Engine(config, registry, stop)
+    engine = make_engine(config, registry, stop)
     engine.load_tasks()  # data errors too, before the run directory is made
     if not args.resume:
         store = distributed.open_store(lambda: RunStore.create(_run_dir(args, config)))
@@ -153,41 +162,76 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_compare(args: argparse.Namespace) -> int:
+def _out_dir(args: argparse.Namespace, kind: str) -> Path:
+    """A new, empty directory for a multi-run command, with its log.jsonl opened."""
     import time
 
     from seal_core import logs
-    from seal_core.compare import resolve_all, run_compare
-    from seal_core.interrupt import Interrupted, StopFlag
-    from seal_core.registry import Registry
     from seal_core.runstore import RUNS_DIR, named_run_dir
 
-    registry = Registry(args.plugins)
-    algorithms = [a.strip() for a in args.algorithms.split(",") if a.strip()]
-    configs = resolve_all(args.config, args.overrides, algorithms, registry)  # all checked up front
     if args.run_dir:
         out_dir = Path(args.run_dir)
     elif args.name:
         out_dir = named_run_dir(args.name, RUNS_DIR)
     else:
-        out_dir = RUNS_DIR / f"{time.strftime('%Y%m%d-%H%M%S')}-compare"
+        out_dir = RUNS_DIR / f"{time.strftime('%Y%m%d-%H%M%S')}-{kind}"
     if out_dir.exists() and any(out_dir.iterdir()):
-        raise SealError(f"Comparison directory '{out_dir}' already holds files; pass a new --run-dir.")
+        raise SealError(f"Output directory '{out_dir}' already holds files; pass a new --run-dir.")
     out_dir.mkdir(parents=True, exist_ok=True)
     logs.configure(out_dir / "log.jsonl")
+    return out_dir
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from seal_core.compare import resolve_all, run_compare
+    from seal_core.registry import Registry
+
+    registry = Registry(args.plugins)
+    algorithms = [a.strip() for a in args.algorithms.split(",") if a.strip()]
+    configs = resolve_all(args.config, args.overrides, algorithms, registry)  # all checked up front
+    out_dir = _out_dir(args, "compare")
+    return _run_many(out_dir, lambda stop: run_compare(configs, registry, out_dir, stop), "algorithm",
+                     f"Comparison: {out_dir}/comparison.md, comparison.png; each algorithm's run in {out_dir}/<algorithm>/")
+
+
+def _run_many(out_dir: Path, run: Any, unit: str, where: str) -> int:
+    """Run a multi-run command (``run(stop) -> table``); Ctrl-C keeps the finished runs."""
+    from seal_core import logs
+    from seal_core.interrupt import Interrupted, StopFlag
+
     stop = StopFlag()
     try:
         with stop.on_sigint():
-            table = run_compare(configs, registry, out_dir, stop)
+            table = run(stop)
     except Interrupted:
-        print(f"\nInterrupted. Finished algorithms are in {out_dir}; an unfinished one resumes with "
-              f"seal-run run --resume {out_dir}/<algorithm>", file=sys.stderr)
+        print(f"\nInterrupted. Finished {unit}s are in {out_dir}; an unfinished one resumes with "
+              f"seal-run run --resume {out_dir}/<{unit}>", file=sys.stderr)
         return 130
     finally:
         logs.configure()
     print(table)
-    print(f"\nComparison: {out_dir}/comparison.md, comparison.png; each algorithm's run in {out_dir}/<algorithm>/")
+    print(f"\n{where}")
     return 0
+
+
+def cmd_baselines(args: argparse.Namespace) -> int:
+    from seal_core.baselines import baseline_configs, run_baselines
+    from seal_core.registry import Registry
+
+    registry = Registry(args.plugins)
+    if args.seal_rounds is not None and args.seal_rounds < 1:
+        raise SealError(f"--seal-rounds must be >= 1, got {args.seal_rounds}.")
+    seal_run = Path(args.seal_run) if args.seal_run else None
+    if seal_run is not None and not (seal_run / "metrics.jsonl").is_file():
+        raise SealError(f"--seal-run {seal_run}: no metrics.jsonl there; pass the directory of a finished run.")
+    configs = baseline_configs(args.config, args.overrides, registry, args.edits_file, args.seal_rounds)
+    out_dir = _out_dir(args, "baselines")
+    argv = " ".join(["baselines", *(["--config", args.config] if args.config else []),
+                     *[f"--set {o}" for o in args.overrides], *(["--edits-file", args.edits_file] if args.edits_file else []),
+                     *(["--seal-rounds", str(args.seal_rounds)] if args.seal_rounds else []),
+                     *(["--seal-run", args.seal_run] if args.seal_run else []), "--run-dir", str(out_dir)])
+    return _run_many(out_dir, lambda stop: run_baselines(configs, registry, out_dir, stop, seal_run, argv), "variant",
+                     f"Baselines: {out_dir}/baselines.md; each variant's run in {out_dir}/<variant>/")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -196,7 +240,8 @@ def main(argv: list[str] | None = None) -> int:
     from seal_core import logs
 
     logs.configure()
-    handler = {"plugins": cmd_plugins, "run": cmd_run, "config": cmd_config, "compare": cmd_compare}[args.command]
+    handler = {"plugins": cmd_plugins, "run": cmd_run, "config": cmd_config, "compare": cmd_compare,
+               "baselines": cmd_baselines}[args.command]
     try:
         return handler(args)
     except SealError as exc:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import copy
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import structlog
 
@@ -107,19 +107,21 @@ def write_comparison(out_dir: Path, results: dict[str, dict[str, Any]], title: s
     return table
 
 
-def run_compare(configs: dict[str, Config], registry: Any, out_dir: Path, stop: Any) -> str:
-    """Run every algorithm into ``out_dir/NAME`` and write the comparison; return the table."""
+def run_variants(configs: dict[str, Config], registry: Any, out_dir: Path, stop: Any,
+                 on_result: Callable[[dict[str, dict[str, Any]]], None]) -> dict[str, dict[str, Any]]:
+    """Run each config into ``out_dir/NAME``; after each, call ``on_result`` with the results so far
+    (name -> metrics, seconds, inner_evaluations), so partial results show."""
     from seal_core import logs
-    from seal_core.engine import Engine
+    from seal_core.experiments import make_engine
 
     results: dict[str, dict[str, Any]] = {}
     for name, config in configs.items():
         run_dir = out_dir / name
-        engine = Engine(config, registry, stop)
+        engine = make_engine(config, registry, stop)
         engine.load_tasks()
         store = RunStore.create(run_dir)
         logs.configure(store.log_path)
-        log.info("compare: algorithm started", algorithm=name, run_dir=str(run_dir))
+        log.info("variant started", variant=name, run_dir=str(run_dir))
         started = time.time()
         try:
             metrics = engine.run(store)
@@ -127,7 +129,13 @@ def run_compare(configs: dict[str, Config], registry: Any, out_dir: Path, stop: 
             logs.configure(out_dir / "log.jsonl")
         results[name] = {"metrics": metrics, "seconds": time.time() - started,
                          "inner_evaluations": inner_evaluations(run_dir)}
-        first = next(iter(configs.values()))
-        title = f"SEAL {first.components['domain']} · {first.model.policy} · seed {first.run.seed}"
-        write_comparison(out_dir, results, title)  # after each algorithm, so partial results show
+        on_result(results)
+    return results
+
+
+def run_compare(configs: dict[str, Config], registry: Any, out_dir: Path, stop: Any) -> str:
+    """Run every algorithm into ``out_dir/NAME`` and write the comparison; return the table."""
+    first = next(iter(configs.values()))
+    title = f"SEAL {first.components['domain']} · {first.model.policy} · seed {first.run.seed}"
+    results = run_variants(configs, registry, out_dir, stop, lambda r: write_comparison(out_dir, r, title))
     return comparison_table(results)

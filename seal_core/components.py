@@ -139,6 +139,16 @@ class InnerUpdater(Component):
     def reset(self, student: LoadedModel) -> None:
         """Undo :meth:`adapt`: afterwards ``student`` computes exactly what it did before."""
 
+    def merge(self, student: LoadedModel) -> None:
+        """Optional: keep the current adaptation in ``student``'s base weights, so that
+        :meth:`reset` no longer undoes it (``experiment=continual`` merges after each step, on a
+        copy of the student). Updaters that cannot merge leave this as it is."""
+        raise NotImplementedError(f"inner updater '{self.name}' cannot merge an adaptation into the weights")
+
+    @property
+    def can_merge(self) -> bool:
+        return type(self).merge is not InnerUpdater.merge
+
     @contextmanager
     def adapted(self, student: LoadedModel, data: TrainingSet | list[str]) -> Iterator[LoadedModel]:
         """``with updater.adapted(student, data) as model:`` - resets on exit, even on error."""

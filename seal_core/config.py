@@ -68,6 +68,10 @@ class RunSection:
     edits_per_task: int = 4  # k self-edits sampled per training task and round
     setup: str = "single-model"
     checkpoint: Literal["final", "every_round", "none"] = "final"  # policy weights, safetensors
+    # how held-out passages are adapted each round (seal_core/experiments.py): single = one
+    # adapter per passage; cpt = all domain.eval_limit passages' self-edits in one adapter;
+    # continual = one after another, merged after each step, with a retention matrix
+    experiment: Literal["single", "cpt", "continual"] = "single"
 
     def __post_init__(self) -> None:
         if self.rounds < 0:
@@ -337,6 +341,10 @@ def resolve(raw: dict[str, Any], registry: Any) -> Config:
         if section == "domain":
             domain_section = core
     assert domain_section is not None
+    updater = registry.get("inner_updater", components["inner"])
+    if run.experiment == "continual" and not getattr(updater, "can_merge", False):
+        raise ConfigError(f"Config key 'experiment' = 'continual' merges each adaptation into the weights, which "
+                          f"inner updater '{components['inner']}' cannot do. Use inner.name=lora or inner.name=full.")
     from seal_core.zero import check_deepspeed
 
     check_deepspeed(trainer.deepspeed, registry.get("algorithm", components["algorithm"]))

@@ -59,6 +59,17 @@ def _mean(values: list[float]) -> float | None:
     return sum(values) / len(values) if values else None
 
 
+def eval_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The metrics of a round's held-out evaluation rows (one per task, in task order)."""
+    return {
+        "eval_base": _mean([r["score_before"] for r in rows]),
+        "eval_adapted": _mean([r["score_after"] for r in rows]),
+        "eval_base_f1": _mean([r["details_before"]["f1"] for r in rows if "f1" in r["details_before"]]),
+        "eval_adapted_f1": _mean([r["details"]["f1"] for r in rows if "f1" in r["details"]]),
+        "eval_tasks": len(rows),
+    }
+
+
 class Engine:
     """Runs one configured SEAL run into a run directory."""
 
@@ -267,14 +278,7 @@ class Engine:
                         disable=not distributed.is_main()):
             self.store.append_evaluation(row)
             rows[row["task_id"]] = row
-        ordered = [rows[t.id] for t in tasks]
-        return {
-            "eval_base": _mean([r["score_before"] for r in ordered]),
-            "eval_adapted": _mean([r["score_after"] for r in ordered]),
-            "eval_base_f1": _mean([r["details_before"]["f1"] for r in ordered if "f1" in r["details_before"]]),
-            "eval_adapted_f1": _mean([r["details"]["f1"] for r in ordered if "f1" in r["details"]]),
-            "eval_tasks": len(tasks),
-        }
+        return eval_summary([rows[t.id] for t in tasks])
 
     def collect(self, rnd: int, tasks: list[TaskInstance], roles: Roles,
                 done: dict[tuple[str, int], Rollout]) -> list[Rollout]:

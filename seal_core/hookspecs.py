@@ -105,8 +105,9 @@ def seal_register_inner_updaters(register: Callable[[Any], None]) -> None:
     :class:`seal_core.EditRejected` from ``adapt`` for a self-edit that cannot be applied.
     Optionally, ``batch_capacity()`` > 1 and ``adapt_batch(student, datas, seeds)`` train
     several self-edits at once (see :class:`seal_core.components.AdaptedBatch`); the engine
-    then hands it batches of that size. Its ``Options`` dataclass declares its ``inner.*``
-    config keys.
+    then hands it batches of that size. Optionally ``merge(student)`` keeps the current
+    adaptation in the weights (``experiment=continual`` needs it). Its ``Options`` dataclass
+    declares its ``inner.*`` config keys.
 
     :param register: call ``register(updater)`` once for each inner updater.
     """

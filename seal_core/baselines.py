@@ -1,0 +1,141 @@
+"""``seal-run baselines``: the paper's knowledge-incorporation table in one command.
+
+    seal-run baselines --config configs/quickstart.yaml [--set KEY=VALUE]... \\
+        [--edits-file FILE.json] [--seal-rounds N | --seal-run RUN_DIR] [--run-dir DIR | --name NAME]
+
+Every row is scored on the same held-out passages (``domain.eval_limit`` of the eval split),
+from the same config and seed, in the experiment the config chooses (``experiment=single``,
+``cpt`` or ``continual``). Each variant is an ordinary run in its own directory under the output
+directory (``seal-run run --config DIR/VARIANT/config.yaml`` repeats it):
+
+| row | variant | how |
+| --- | --- | --- |
+| no adaptation | ``passage-only`` | its ``eval base`` (the student as loaded) |
+| passage only | ``passage-only`` | generator ``empty``: the passage is the only training text |
+| passage + own self-edits | ``self-edits`` | the config's generator, ``rounds=0`` (no RL) |
+| passage + edits from a file | ``from-file`` | generator ``from-file`` on ``--edits-file`` (e.g. GPT-4.1's) |
+| SEAL after N rounds | ``seal`` | the config with ``rounds=N`` (``--seal-rounds``), or a finished run (``--seal-run``) |
+
+The baselines use ``algorithm.name=none`` and ``rounds=0`` (no RL, nothing saved). The table,
+with the paper's figures beside it, goes to ``baselines.md``.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+from seal_core.compare import run_variants
+from seal_core.config import Config, load_raw, resolve
+from seal_core.errors import SealError
+from seal_core.runstore import atomic_write_text, read_jsonl
+
+#: the SEAL paper's SQuAD figures (Qwen2.5-7B, % of questions judged correct by GPT-4.1), per experiment:
+#: no adaptation, passage only, passage + own synthetic, passage + GPT-4.1 synthetic, SEAL
+PAPER = {
+    "single": ("single passage, LoRA", [32.7, 33.5, 39.7, 46.3, 47.0]),
+    "cpt": ("continued pretraining, n = 200, full fine-tuning", [32.7, 36.0, 50.6, 59.4, 58.2]),
+}
+ROWS = ["no adaptation", "passage only", "passage + own self-edits (no RL)", "passage + self-edits from file",
+        "SEAL"]
+
+
+def baseline_configs(config_file: str | None, overrides: list[str], registry: Any, edits_file: str | None,
+                     seal_rounds: int | None) -> dict[str, Config]:
+    """One validated config per variant, all checked before anything runs."""
+    base = load_raw(config_file, overrides)
+    fixed = {"rounds": 0, "checkpoint": "none", "algorithm": {"name": "none"}}
+    raws = {
+        "passage-only": {**copy.deepcopy(base), **fixed, "generator": {"name": "empty"}},
+        "self-edits": {**copy.deepcopy(base), **fixed},
+    }
+    if edits_file:
+        raws["from-file"] = {**copy.deepcopy(base), **fixed, "generator": {"name": "from-file", "path": edits_file}}
+    if seal_rounds:
+        raws["seal"] = {**copy.deepcopy(base), "rounds": seal_rounds}
+    return {name: resolve(raw, registry) for name, raw in raws.items()}
+
+
+def _eval_ids(run_dir: Path, rnd: int) -> list[str]:
+    return [r["task_id"] for r in read_jsonl(run_dir / "evaluations.jsonl") if r["round"] == rnd]
+
+
+def finished_seal_run(run_dir: Path) -> dict[str, Any]:
+    """The last round of a finished run, for ``--seal-run``."""
+    metrics = read_jsonl(run_dir / "metrics.jsonl")
+    if not metrics:
+        raise SealError(f"--seal-run {run_dir}: no metrics.jsonl lines; pass the directory of a finished seal-run run.")
+    return {"metrics": metrics, "run_dir": run_dir, "eval_ids": _eval_ids(run_dir, metrics[-1]["round"])}
+
+
+def _cells(metric: dict[str, Any] | None, prefix: str) -> list[str]:
+    if metric is None:
+        return ["-", "-"]
+    value, f1 = metric.get(f"eval_{prefix}"), metric.get(f"eval_{prefix}_f1")
+    return [f"{value:.3f}" if value is not None else "-", f"{f1:.3f}" if f1 is not None else "-"]
+
+
+def baselines_table(results: dict[str, dict[str, Any]], experiment: str, out_dir: Path,
+                    seal: dict[str, Any] | None) -> tuple[str, list[str]]:
+    """The Markdown table and its footnotes."""
+    paper_title, paper = PAPER.get(experiment, ("", [None] * 5))
+    first = lambda name: results[name]["metrics"][0] if name in results else None  # noqa: E731
+    seal_metrics = seal["metrics"][-1] if seal else None
+    where = {"passage-only": out_dir / "passage-only", "self-edits": out_dir / "self-edits",
+             "from-file": out_dir / "from-file", "seal": seal["run_dir"] if seal else None}
+    rows = [("no adaptation", _cells(first("passage-only"), "base"), "passage-only"),
+            ("passage only", _cells(first("passage-only"), "adapted"), "passage-only"),
+            ("passage + own self-edits (no RL)", _cells(first("self-edits"), "adapted"), "self-edits"),
+            ("passage + self-edits from file", _cells(first("from-file"), "adapted"), "from-file"),
+            (f"SEAL after {seal_metrics['round']} rounds" if seal_metrics else "SEAL", _cells(seal_metrics, "adapted"), "seal")]
+    head = f"| baseline | paper ({paper_title}) | score | F1 | run |" if paper_title else "| baseline | score | F1 | run |"
+    lines = [head, "|---|" + "---:|" * (head.count("|") - 3) + "---|"]
+    for (label, cells, variant), ref in zip(rows, paper):
+        run = where[variant]
+        run_cell = f"`{run}`" if run is not None and (variant == "seal" or variant in results) else "not run"
+        paper_cell = [f"{ref:.1f}%" if ref is not None else "-"] if paper_title else []
+        lines.append("| " + " | ".join([label, *paper_cell, *cells, run_cell]) + " |")
+    notes = []
+    if "from-file" not in results:
+        notes.append("passage + self-edits from file: not run; pass --edits-file FILE.json (e.g. the paper's "
+                     "GPT-4.1 data, ../shared/data/squad/gpt4_1_val_self_edits.json, with that file as domain.source).")
+    if seal is None:
+        notes.append("SEAL: not run; pass --seal-rounds N to run it, or --seal-run RUN_DIR for a finished run.")
+    elif "passage-only" in results and seal["eval_ids"] != _eval_ids(out_dir / "passage-only", 0):
+        notes.append(f"SEAL: {seal['run_dir']} was evaluated on other passages than the baselines; compare with care.")
+    return "\n".join(lines), notes
+
+
+def write_baselines(out_dir: Path, results: dict[str, dict[str, Any]], config: Config, seal: dict[str, Any] | None,
+                    argv: str) -> str:
+    table, notes = baselines_table(results, config.run.experiment, out_dir, seal)
+    commands = [f"seal-run {argv}"] + [f"seal-run run --config {out_dir / name}/config.yaml  # {name}" for name in results]
+    text = (
+        f"# Knowledge-incorporation baselines · {config.components['domain']} · {config.model.policy} · "
+        f"experiment={config.run.experiment}\n\n{table}\n\n"
+        "score: the evaluator's score on the held-out passages (`domain.eval_limit` of them), the "
+        "same passages in every row; F1: SQuAD token F1 where the evaluator reports it. The paper "
+        "column is the SEAL paper's SQuAD result on Qwen2.5-7B, graded by GPT-4.1: a reference "
+        "point, not a like-for-like comparison.\n\n"
+        + "".join(f"- {n}\n" for n in notes) + ("\n" if notes else "")
+        + "Commands (each variant's config.yaml repeats that row exactly):\n\n```bash\n" + "\n".join(commands) + "\n```\n"
+    )
+    atomic_write_text(out_dir / "baselines.md", text)
+    return table
+
+
+def run_baselines(configs: dict[str, Config], registry: Any, out_dir: Path, stop: Any,
+                  seal_run: Path | None, argv: str) -> str:
+    """Run every variant into ``out_dir/NAME`` and write ``baselines.md``; return the table."""
+    first = next(iter(configs.values()))
+    seal_holder: dict[str, Any] = {"seal": finished_seal_run(seal_run) if seal_run else None}
+
+    def on_result(results: dict[str, dict[str, Any]]) -> None:
+        if "seal" in results:
+            seal_holder["seal"] = {"metrics": results["seal"]["metrics"], "run_dir": out_dir / "seal",
+                                   "eval_ids": _eval_ids(out_dir / "seal", results["seal"]["metrics"][-1]["round"])}
+        write_baselines(out_dir, results, first, seal_holder["seal"], argv)
+
+    results = run_variants(configs, registry, out_dir, stop, on_result)
+    return write_baselines(out_dir, results, first, seal_holder["seal"], argv)
