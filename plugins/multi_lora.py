@@ -357,6 +357,16 @@ class MultiLoraUpdater(InnerUpdater):
         return _Batch(installed, slots, {with_data[slot]: why for slot, why in rejected.items()})
 
     @torch.no_grad()
+    def merge(self, student: LoadedModel) -> None:
+        """Fold the adapter of the last :meth:`adapt` into the base weights (W += scale * B @ A),
+        then reset the adapters (``experiment=continual``)."""
+        installed = self._install(student)
+        for layer in installed.layers:
+            weight = layer.base_layer.weight
+            weight += (layer.scale * layer.lora_B[0] @ layer.lora_A[0]).to(weight.dtype)
+        self.reset(student)
+
+    @torch.no_grad()
     def reset(self, student: LoadedModel) -> None:
         installed = self._install(student)
         installed.routing.set_rows(None)

@@ -60,7 +60,8 @@ def test_cpt_trains_one_adaptation_on_all_passages(tmp_path, registry, monkeypat
     sizes: list[int] = []
     real = LoraUpdater.adapt
     monkeypatch.setattr(LoraUpdater, "adapt", lambda self, s, data: (sizes.append(len(data)), real(self, s, data))[1])
-    assert main(["run", "--run-dir", str(tmp_path / "r"), *sum((["--set", s] for s in [*SMALL, "experiment=cpt"]), [])]) == 0
+    sets = [*SMALL, "experiment=cpt", "inner.name=lora"]
+    assert main(["run", "--run-dir", str(tmp_path / "r"), *sum((["--set", s] for s in sets), [])]) == 0
     logs.configure()
     evals = rows(tmp_path / "r" / "evaluations.jsonl")
     assert len(evals) == 3 and {r["experiment"] for r in evals} == {"cpt"}

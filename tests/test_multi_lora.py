@@ -158,6 +158,18 @@ def test_single_adapt_and_reset(fresh_tiny, tiny_logits):
         multi(k=3).adapt(fresh_tiny, TEXTS[:1])
 
 
+def test_merge_folds_the_adapter_into_the_base_weights(fresh_tiny, tiny_logits):
+    before, sha = tiny_logits(fresh_tiny), weights_sha(fresh_tiny.model)
+    up = multi(k=2)
+    up.adapt(fresh_tiny, TEXTS)
+    adapted = tiny_logits(fresh_tiny)
+    up.merge(fresh_tiny)  # adapters reset and routed off: the change now lives in the base weights
+    merged = tiny_logits(fresh_tiny)
+    assert up.can_merge and weights_sha(fresh_tiny.model) != sha
+    assert torch.allclose(merged, adapted, atol=1e-4)
+    assert not torch.allclose(merged, before, atol=1e-4)
+
+
 def test_bf16_base_trains_close_to_fp32(fresh_tiny, tiny_logits):
     before = tiny_logits(fresh_tiny)
     from seal_core.models import load_model
