@@ -32,7 +32,7 @@ class ArcOptions:
     min_learning_rate: float = 1e-5  # a self-edit's learning rate must lie in [min, max]
     max_learning_rate: float = 1e-2
     max_epochs: int = 10  # a self-edit's num_train_epochs must lie in [1, max_epochs]
-    max_steps: int = 24  # cap on the optimizer steps of one test-time training
+    max_steps: int = 12  # cap on the optimizer steps of one test-time training (a CPU budget)
     eval_fraction: float = 0.25  # share of eval tasks, for sources without splits of their own
 
     def __post_init__(self) -> None:
