@@ -29,6 +29,11 @@ def test_parse_good_edits(text):
     assert (config.strategy, config.learning_rate, config.num_train_epochs) == ("all", 0.0005, 4)
 
 
+def test_left_out_flags_are_false():
+    config = parse_edit('{"basic": true, "strategy": "output", "learning_rate": 0.001, "num_train_epochs": 2}')
+    assert config.augmentations == ["basic"] and not (config.size or config.chain or config.repeat)
+
+
 def test_default_and_grid_round_trip():
     assert parse_edit(DEFAULT.to_json()) == DEFAULT
     grid = config_grid(["none", "basic+size"], ["output", "all"], [1e-3], [1, 2])
@@ -43,7 +48,7 @@ def test_default_and_grid_round_trip():
     ("I would rotate the grids.", "no JSON object"),
     ('{"basic": true, "size": false,}', "invalid JSON"),
     ("{'basic': true}", "invalid JSON"),
-    (GOOD.replace('"repeat": false, ', ""), "missing key 'repeat'"),
+    (GOOD.replace('"strategy": "all", ', ""), "missing key 'strategy'"),
     (GOOD.replace("{", '{"colour": 1, '), "unknown key 'colour'"),
     (GOOD.replace('"basic": true', '"basic": "yes"'), "'basic' must be true or false"),
     (GOOD.replace('"basic": true', '"basic": 1'), "'basic' must be true or false"),

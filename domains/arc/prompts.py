@@ -30,11 +30,11 @@ def demonstrations_text(demos: Sequence[tuple[Grid, Grid]]) -> str:
     return "\n\n".join(f"Example {i}\nInput:\n{to_text(a)}\nOutput:\n{to_text(b)}" for i, (a, b) in enumerate(demos, 1))
 
 
-EDIT_PROMPT = """Here are examples of a puzzle. Each input grid is turned into its output grid by the same rule. Digits are colours.
+EDIT_PROMPT = """Puzzle examples. Each input grid is turned into its output grid by the same rule. Digits are colours.
 
 {demos}
 
-Before solving the puzzle you will train yourself on these examples. Choose how. Reply with one JSON object with exactly these keys:
+Before solving the puzzle you will train yourself on these examples. Choose how, with a JSON object with these keys:
 "basic": true or false (also train on rotated, flipped and transposed copies)
 "size": true or false (also train on copies with every cell doubled)
 "chain": true or false (also train on rotated or flipped copies with every cell doubled)
@@ -43,7 +43,7 @@ Before solving the puzzle you will train yourself on these examples. Choose how.
 "learning_rate": a number from {min_lr} to {max_lr}
 "num_train_epochs": a whole number from 1 to {max_epochs}
 
-For example:
+Write only the JSON object that configures training on these examples. Start your reply with {{ like this:
 {example}"""
 
 

@@ -1,12 +1,12 @@
 """The ARC self-edit: a JSON object that configures test-time training.
 
-Exactly these seven keys, nothing else::
+These seven keys, nothing else::
 
     {"basic": true, "size": false, "chain": false, "repeat": false,
      "strategy": "output", "learning_rate": 0.001, "num_train_epochs": 3}
 
-- ``basic``, ``size``, ``chain``, ``repeat`` (booleans): which augmentations expand the
-  leave-one-out tasks (see :data:`seal_domains.arc.grids.AUGMENTATIONS`);
+- ``basic``, ``size``, ``chain``, ``repeat`` (booleans; a flag left out is false): which
+  augmentations expand the leave-one-out tasks (see :data:`seal_domains.arc.grids.AUGMENTATIONS`);
 - ``strategy``: ``"output"`` puts the loss on the output grid only, ``"all"`` on every token of
   the example (demonstrations included);
 - ``learning_rate`` (a number in the domain's ``[min_learning_rate, max_learning_rate]``) and
@@ -16,7 +16,8 @@ Parsing is strict about the object and lenient about what surrounds it: the firs
 the object, which must be valid JSON on its own (no comments, no trailing commas, no single
 quotes); text before it (a sentence, a ```` ```json ```` fence) and after it is ignored. A
 missing or unknown key, a wrong type or an out-of-range value rejects the self-edit, with the
-reason.
+reason. (Flags may be left out because small models often drop one; the three training keys
+may not.)
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ from seal_core.errors import EditRejected
 
 FLAGS = ("basic", "size", "chain", "repeat")
 STRATEGIES = ("output", "all")
-KEYS = (*FLAGS, "strategy", "learning_rate", "num_train_epochs")
+REQUIRED = ("strategy", "learning_rate", "num_train_epochs")
+KEYS = (*FLAGS, *REQUIRED)
 
 
 @dataclass(frozen=True)
@@ -82,9 +84,10 @@ def parse_edit(text: str, limits: Limits = Limits()) -> EditConfig:
     unknown = sorted(set(obj) - set(KEYS))
     if unknown:
         raise EditRejected(f"unknown key {unknown[0]!r}; allowed keys: {', '.join(KEYS)}")
-    missing = [k for k in KEYS if k not in obj]
+    missing = [k for k in REQUIRED if k not in obj]
     if missing:
         raise EditRejected(f"missing key {missing[0]!r}")
+    obj = {**dict.fromkeys(FLAGS, False), **obj}
     for flag in FLAGS:
         if not isinstance(obj[flag], bool):
             raise EditRejected(f"{flag!r} must be true or false, got {obj[flag]!r}")
