@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -192,3 +193,20 @@ def test_summarize_reports_rejections_and_best_of_k(tmp_path):
     (tmp_path / "rollouts.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     (row,) = summarize(tmp_path)
     assert row["train_rejected"] == 0.5 and row["train_edit_solved"] == 0.25 and row["train_best_of_k"] == 0.5
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("overrides", [
+    [],
+    ["generator.name=arc-config", "rounds=0"],
+    ["generator.name=arc-config", "generator.augmentations=none,basic", "generator.learning_rates=[0.001, 0.003]",
+     "edits_per_task=4", "algorithm.name=none", "domain.eval_limit=1"],
+])
+def test_documented_arc_commands_resolve(registry, overrides):
+    """configs/arc.yaml with the overrides of the baseline commands in docs/experiments.md."""
+    from seal_core.config import load_raw, resolve
+
+    config = resolve(load_raw(ROOT / "configs" / "arc.yaml", overrides), registry)
+    assert config.components["domain"] == "arc" and config.components["evaluator"] == "arc"
