@@ -7,8 +7,6 @@ import contextlib
 import io
 import json
 
-import pytest
-
 from seal_core import logs
 from seal_core.cli import main
 
@@ -39,12 +37,11 @@ def test_model_written_edits_are_rejected_with_reason(tmp_path):
     assert evaluations[0]["reason"] and "solved" in evaluations[0]["details_before"]
 
 
-@pytest.mark.parametrize("strategy", ["output"])
-def test_fixed_configuration_trains_and_scores(tmp_path, strategy):
+def test_fixed_configuration_trains_and_scores(tmp_path):
     rollouts, metrics, evaluations = _run(tmp_path, "fixed", [
-        "--set", "generator.name=arc-config", f"--set", f"generator.strategies={strategy}",
+        "--set", "generator.name=arc-config", "--set", "generator.strategies=all",
         "--set", "edits_per_task=1", "--set", "algorithm.name=none"])
     assert len(rollouts) == 2 and all("reason" not in r["details"] for r in rollouts)
     assert all(r["details"]["attempts"] is not None and 0 <= r["score_after"] <= 1 for r in rollouts)
-    assert json.loads(rollouts[0]["edit"])["strategy"] == strategy
+    assert json.loads(rollouts[0]["edit"])["strategy"] == "all"
     assert metrics[0]["train_rejected"] == 0.0 and evaluations[0]["reason"] is None
