@@ -66,6 +66,7 @@ def eval_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "eval_adapted": _mean([r["score_after"] for r in rows]),
         "eval_base_f1": _mean([r["details_before"]["f1"] for r in rows if "f1" in r["details_before"]]),
         "eval_adapted_f1": _mean([r["details"]["f1"] for r in rows if "f1" in r["details"]]),
+        "eval_rejected": _mean([float(bool(r.get("reason"))) for r in rows]),
         "eval_tasks": len(rows),
     }
 
@@ -368,6 +369,7 @@ class Engine:
                 rollouts = self.collect(rnd, self.sample_train(train, rnd), roles, state.rollouts.get(rnd, {}))
                 metrics["train_reward_mean"] = _mean([r.reward for r in rollouts])
                 metrics["train_score_after_mean"] = _mean([r.score_after for r in rollouts])
+                metrics["train_rejected"] = _mean([float("reason" in r.details) for r in rollouts])
                 self.update(rnd, roles, rollouts, metrics)
                 if cfg.run.checkpoint == "every_round":
                     store.save_checkpoint(roles.generator.model, f"policy-round{rnd + 1}")

@@ -287,7 +287,7 @@ def test_zero_rounds_and_null_limits_are_allowed(registry):
     "override, kind, key, known",
     [
         ("inner.name=qlora", "inner_updater", "inner.name", "lora"),
-        ("domain.name=arc", "domain", "domain.name", "knowledge"),
+        ("domain.name=chess", "domain", "domain.name", "knowledge"),
         ("algorithm.name=reinforce", "algorithm", "algorithm.name", "rest-em"),
         ("generator.name=sglang", "edit_generator", "generator.name", "hf-generate"),
         ("evaluator.name=exact", "evaluator", "evaluator.name", "qa"),
