@@ -37,6 +37,9 @@ def test_left_out_flags_are_false():
 
 def test_default_and_grid_round_trip():
     assert parse_edit(DEFAULT.to_json()) == DEFAULT
+    # what the embedded model writes: pretty-printed, with a comma before the closing brace
+    pretty = json.dumps(json.loads(DEFAULT.to_json()), indent=2)
+    assert parse_edit(pretty[:-2] + ",\n}") == DEFAULT
     grid = config_grid(["none", "basic+size"], ["output", "all"], [1e-3], [1, 2])
     assert len(grid) == 8 and grid[0].augmentations == [] and grid[-1].augmentations == ["basic", "size"]
     assert [parse_edit(c.to_json()) for c in grid] == grid
@@ -47,7 +50,8 @@ def test_default_and_grid_round_trip():
 @pytest.mark.parametrize("text, reason", [
     ("", "no JSON object"),
     ("I would rotate the grids.", "no JSON object"),
-    ('{"basic": true, "size": false,}', "invalid JSON"),
+    ('{"basic": true, "size": false,}', "missing key 'strategy'"),  # the trailing comma is forgiven
+    ('{"basic": true,, "size": false}', "invalid JSON"),
     ("{'basic': true}", "invalid JSON"),
     (GOOD.replace('"strategy": "all", ', ""), "missing key 'strategy'"),
     (GOOD.replace("{", '{"colour": 1, '), "unknown key 'colour'"),

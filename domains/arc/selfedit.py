@@ -13,8 +13,9 @@ These seven keys, nothing else::
   ``num_train_epochs`` (an integer in ``[1, max_epochs]``).
 
 Parsing is strict about the object and lenient about what surrounds it: the first ``{`` starts
-the object, which must be valid JSON on its own (no comments, no trailing commas, no single
-quotes); text before it (a sentence, a ```` ```json ```` fence) and after it is ignored. A
+the object, which must be valid JSON on its own (no comments, no single quotes) except for one
+leniency: a comma right before the closing brace is dropped (the embedded model ends most of its
+objects with one); text before it (a sentence, a ```` ```json ```` fence) and after it is ignored. A
 missing or unknown key, a wrong type or an out-of-range value rejects the self-edit, with the
 reason. (Flags may be left out because small models often drop one; the three training keys
 may not.)
@@ -25,12 +26,14 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import re
 from dataclasses import asdict, dataclass
 from typing import Literal
 
 from seal_core.errors import EditRejected
 
 FLAGS = ("basic", "size", "chain", "repeat")
+_TRAILING_COMMA = re.compile(r",(\s*[}\]])")
 STRATEGIES = ("output", "all")
 REQUIRED = ("strategy", "learning_rate", "num_train_epochs")
 KEYS = (*FLAGS, *REQUIRED)
@@ -75,10 +78,11 @@ def parse_edit(text: str, limits: Limits = Limits()) -> EditConfig:
     start = text.find("{")
     if start < 0:
         raise EditRejected("no JSON object in the self-edit")
+    body = _TRAILING_COMMA.sub(r"\1", text[start:])
     try:
-        obj, _ = json.JSONDecoder().raw_decode(text, start)
+        obj, _ = json.JSONDecoder().raw_decode(body)
     except json.JSONDecodeError as exc:
-        raise EditRejected(f"invalid JSON: {exc.msg} at character {exc.pos - start} of the object") from exc
+        raise EditRejected(f"invalid JSON: {exc.msg} at character {exc.pos} of the object") from exc
     if not isinstance(obj, dict):  # pragma: no cover - raw_decode at '{' always gives a dict
         raise EditRejected("the self-edit is not a JSON object")
     unknown = sorted(set(obj) - set(KEYS))
