@@ -42,7 +42,7 @@ from seal_core.results import write_results
 from seal_core.resume import ResumeState
 from seal_core.runstore import RunStore
 from seal_core.seeding import derive_seed, seed_all
-from seal_core.types import LoadedModel, Rollout, Score, TaskInstance
+from seal_core.types import LoadedModel, Rollout, Score, TaskInstance, TrainingSet
 from seal_core.zero import deepspeed_config
 
 log = structlog.get_logger(__name__)
@@ -164,9 +164,7 @@ class Engine:
         datas = []
         for pos, (task, _, edit) in enumerate(items):
             try:
-                data = self.domain.training_set(task, edit)
-                if not data:
-                    raise EditRejected("the self-edit yields no training text")
+                data = self.training_set(task, edit)
             except EditRejected as exc:
                 reasons[pos], data = str(exc), None
             datas.append(data)
@@ -191,8 +189,7 @@ class Engine:
         out = []
         for pos, (task, edit_index, _) in enumerate(items):
             if pos in reasons:
-                log.warning("self-edit rejected", round=rnd, task_id=task.id, edit_index=edit_index, reason=reasons[pos])
-                scores[pos] = self.base_score(rnd, task, student)
+                scores[pos] = self.rejected_score(rnd, task, edit_index, reasons[pos], student)
             out.append((task, edit_index, scores[pos], reasons.get(pos)))
         return out
 
@@ -218,14 +215,31 @@ class Engine:
         """Adapt the student on the edit, score it, reset. A rejected edit scores as unadapted."""
         seed_all(derive_seed(self.config.run.seed, "inner", rnd, task.id, edit_index))
         try:
-            data = self.domain.training_set(task, edit)
-            if not data:
-                raise EditRejected("the self-edit yields no training text")
-            with self.updater.adapted(student, data) as adapted:
+            with self.updater.adapted(student, self.training_set(task, edit)) as adapted:
                 return self.evaluator.evaluate(adapted.model, adapted.tokenizer, task), None
         except EditRejected as exc:
-            log.warning("self-edit rejected", round=rnd, task_id=task.id, edit_index=edit_index, reason=str(exc))
-            return self.base_score(rnd, task, student), str(exc)
+            return self.rejected_score(rnd, task, edit_index, str(exc), student), str(exc)
+
+    def training_set(self, task: TaskInstance, edit: str) -> TrainingSet:
+        """The domain's training set of ``edit``; :class:`EditRejected` when it is unusable or empty."""
+        data = self.domain.training_set(task, edit)
+        if not data:
+            raise EditRejected("the self-edit yields no training text")
+        return data
+
+    def rejected_score(self, rnd: int, task: TaskInstance, edit_index: int, reason: str,
+                       student: LoadedModel) -> Score:
+        """A rejected self-edit scores as no adaptation; the reason is logged."""
+        log.warning("self-edit rejected", round=rnd, task_id=task.id, edit_index=edit_index, reason=reason)
+        return self.base_score(rnd, task, student)
+
+    def eval_row(self, rnd: int, task: TaskInstance, edit: str, score: Score, reason: str | None,
+                 student: LoadedModel, **extra: Any) -> dict[str, Any]:
+        """One line of evaluations.jsonl: the student before and after adapting on ``edit``."""
+        before = self.base_score(rnd, task, student)
+        return {"round": rnd, "task_id": task.id, "edit": edit, "score_before": before.value,
+                "score_after": score.value, "reason": reason, "details_before": before.details,
+                "details": score.details, **extra}
 
     def write_edits(self, rnd: int, tasks: list[TaskInstance], roles: Roles, k: int, greedy: bool,
                     desc: str) -> list[tuple[str, list[str]]]:
@@ -269,10 +283,7 @@ class Engine:
         edit_of = {task.id: edit for task, _, edit in items}
 
         def evaluation(task: TaskInstance, _: int, score: Score, reason: str | None) -> dict[str, Any]:
-            before = self.base_score(rnd, task, roles.student)
-            return {"round": rnd, "task_id": task.id, "edit": edit_of[task.id], "score_before": before.value,
-                    "score_after": score.value, "reason": reason, "details_before": before.details,
-                    "details": score.details}
+            return self.eval_row(rnd, task, edit_of[task.id], score, reason, roles.student)
 
         for row in tqdm(self.scored_rows(rnd, items, roles.student, evaluation), total=len(items),
                         desc=f"round {rnd} · eval adapt+score", unit="task", dynamic_ncols=True,

@@ -71,10 +71,7 @@ class _HeldOutEngine(Engine):
         reasons: dict[str, str] = {}
         for task, edit in zip(tasks, edits):
             try:
-                data = self.domain.training_set(task, edit)
-                if not data:
-                    raise EditRejected("the self-edit yields no training text")
-                sets.append(data)
+                sets.append(self.training_set(task, edit))
             except EditRejected as exc:
                 sets.append(None)
                 reasons[task.id] = str(exc)
@@ -86,12 +83,9 @@ class _HeldOutEngine(Engine):
             if row["task_id"] not in done:
                 self.store.append_evaluation(row)
 
-    def _row(self, rnd: int, task: TaskInstance, edit: str, after: Any, reason: str | None,
+    def _row(self, rnd: int, task: TaskInstance, edit: str, after: Score, reason: str | None,
              student: LoadedModel, **extra: Any) -> dict[str, Any]:
-        before = self.base_score(rnd, task, student)
-        return {"round": rnd, "task_id": task.id, "experiment": self.config.run.experiment, "edit": edit,
-                "score_before": before.value, "score_after": after.value, "reason": reason,
-                "details_before": before.details, "details": after.details, **extra}
+        return self.eval_row(rnd, task, edit, after, reason, student, experiment=self.config.run.experiment, **extra)
 
 
 class CptEngine(_HeldOutEngine):
