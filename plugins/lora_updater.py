@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import math
 from dataclasses import dataclass, field
+from collections.abc import Iterator
 from typing import Any
 
 import structlog
@@ -97,6 +98,20 @@ def warn_if_truncated(tokenizer: Any, texts: list[str], max_length: int) -> None
                     max_length=max_length, hint="raise inner.max_length to keep more")
 
 
+def step_batches(data: TrainingSet, opts: LoraOptions, generator: torch.Generator | None = None) -> Iterator[list[int]]:
+    """The example indices of each optimizer step of one self-edit: a fresh shuffle per epoch
+    (from ``generator``, or torch's global RNG), ``opts.batch_size`` examples a step, at most
+    ``data.max_steps`` steps. Lazy, so the shuffles interleave with training as they always did."""
+    steps = 0
+    for _ in range(data.epochs or opts.epochs):
+        order = torch.randperm(len(data.examples), generator=generator).tolist()
+        for start in range(0, len(order), opts.batch_size):
+            if data.max_steps is not None and steps >= data.max_steps:
+                break
+            steps += 1
+            yield order[start:start + opts.batch_size]
+
+
 def _enable_adapters(model: Any, enabled: bool) -> None:
     from peft.tuners.tuners_utils import BaseTunerLayer
 
@@ -165,22 +180,16 @@ class LoraUpdater(InnerUpdater):
                     if opts.autocast_bf16 else contextlib.nullcontext())
         model.train()
         try:
-            steps = 0
-            for _ in range(data.epochs or opts.epochs):
-                order = torch.randperm(len(examples)).tolist()
-                for start in range(0, len(order), opts.batch_size):
-                    if data.max_steps is not None and steps >= data.max_steps:
-                        break
-                    steps += 1
-                    batch = tokenize_examples(student.tokenizer, [examples[i] for i in order[start:start + opts.batch_size]],
-                                              opts.max_length, device, completion_only=data.loss_on == "completion")
-                    with autocast:
-                        loss = model(**batch).loss
-                    if not math.isfinite(loss.item()):
-                        raise NonFiniteLoss(f"inner-loop loss became {loss.item()}")
-                    loss.backward()
-                    optimizer.step()
-                    optimizer.zero_grad(set_to_none=True)
+            for indices in step_batches(data, opts):
+                batch = tokenize_examples(student.tokenizer, [examples[i] for i in indices],
+                                          opts.max_length, device, completion_only=data.loss_on == "completion")
+                with autocast:
+                    loss = model(**batch).loss
+                if not math.isfinite(loss.item()):
+                    raise NonFiniteLoss(f"inner-loop loss became {loss.item()}")
+                loss.backward()
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
         finally:
             model.eval()
         return student

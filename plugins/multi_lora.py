@@ -39,7 +39,8 @@ from torch import nn
 from seal_core import InnerUpdater, hookimpl
 from seal_core.components import AdaptedBatch
 from seal_core.types import LoadedModel, TrainingSet
-from seal_plugins.lora_updater import ADAPTER, LoraOptions, NonFiniteLoss, tokenize_examples, warn_if_truncated
+from seal_plugins.lora_updater import (ADAPTER, LoraOptions, NonFiniteLoss, step_batches, tokenize_examples,
+                                      warn_if_truncated)
 
 log = structlog.get_logger(__name__)
 
@@ -375,25 +376,13 @@ class MultiLoraUpdater(InnerUpdater):
 
     # -- training ------------------------------------------------------------------------------
 
-    def _plan(self, data: TrainingSet, generator: torch.Generator) -> list[list[int]]:
-        """The batches of every optimizer step, drawn exactly as ``lora`` draws them."""
-        n, bs, steps = len(data.examples), self.options.batch_size, []
-        for _ in range(data.epochs or self.options.epochs):
-            order = torch.randperm(n, generator=generator).tolist()
-            for start in range(0, n, bs):
-                if data.max_steps is not None and len(steps) >= data.max_steps:
-                    break
-                steps.append(order[start:start + bs])
-        return steps
-
     def _train(self, student: LoadedModel, installed: _Installed, datas: list[TrainingSet],
                generators: list[torch.Generator]) -> dict[int, str]:
         """Train adapter j on ``datas[j]``; returns {j: reason} for the ones that failed."""
         opts, model, device = self.options, student.model, student.device
-        plans = [self._plan(d, g) for d, g in zip(datas, generators)]
+        plans = [list(step_batches(d, opts, g)) for d, g in zip(datas, generators)]  # as lora draws them
         # slots ordered by number of steps, so the adapters still stepping are always a prefix
         order = sorted(range(len(datas)), key=lambda j: -len(plans[j]))
-        slot_of = {j: s for s, j in enumerate(order)}
         rows_of = []  # per slot: tokenized rows (input_ids, labels), one per example
         for j in order:
             d = datas[j]
