@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -35,6 +36,7 @@ import structlog
 import torch
 import torch.nn.functional as F
 from torch import nn
+from transformers import AttentionInterface
 
 from seal_core import InnerUpdater, hookimpl
 from seal_core.components import AdaptedBatch
@@ -52,6 +54,7 @@ class MultiLoraOptions(LoraOptions):
     max_adapters: int = 8  # K: self-edits trained together (memory grows with K)
     precision: Literal["fp32", "bf16"] = "fp32"  # dtype of the frozen base matmuls during adaptation
     loss_chunk_tokens: int = 512  # tokens per chunk of the output layer + loss (bounds memory)
+    pack_tokens: int = 2048  # tokens per packed forward pass; a step's rows beyond it take more passes
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -59,19 +62,22 @@ class MultiLoraOptions(LoraOptions):
             raise ValueError(f"max_adapters must be >= 1, got {self.max_adapters}")
         if self.loss_chunk_tokens < 1:
             raise ValueError(f"loss_chunk_tokens must be >= 1, got {self.loss_chunk_tokens}")
+        if self.pack_tokens < 1:
+            raise ValueError(f"pack_tokens must be >= 1, got {self.pack_tokens}")
         if self.autocast_bf16:  # lora's switch; here it means bf16 base matmuls
             self.precision = "bf16"
 
 
 class Routing:
-    """Which adapter each row goes through, shared by every wrapped layer of one model."""
+    """Which adapter each row (or, while training, each token) goes through, shared by every
+    wrapped layer of one model."""
 
     def __init__(self) -> None:
         self.single: int | None = None  # every row through this adapter
-        self.rows = 0  # with per-row routing: the batch size it is for
-        self.segments: list[tuple[int, int, int]] | None = None  # (first row, end row, adapter or -1)
+        self.rows = 0  # with per-row routing: the batch size it is for (0: segments are tokens)
+        self.segments: list[tuple[int, int, int]] | None = None  # (first, end, adapter or -1)
         self.bf16 = False
-        self.captured: list | None = None  # while training: (layer, adapter, A, B) per segment
+        self.written: set[tuple[int, int]] | None = None  # while training: (layer, adapter) with a gradient this step
 
     @property
     def active(self) -> bool:
@@ -81,13 +87,23 @@ class Routing:
         """Route row r to adapter ``owners[r]`` (-1: base only); runs of equal owners share one
         matmul, so rows grouped by owner are cheapest."""
         self.single = None
-        self.segments = None if owners is None else []
+        self.segments = None if owners is None else _runs(owners)
         self.rows = 0 if owners is None else len(owners)
-        for r, owner in enumerate(owners or []):
-            if self.segments and self.segments[-1][2] == owner:
-                self.segments[-1] = (self.segments[-1][0], r + 1, owner)
-            else:
-                self.segments.append((r, r + 1, owner))
+
+    def set_tokens(self, owners: list[int]) -> None:
+        """Route token t of a packed (1, T) batch to adapter ``owners[t]``."""
+        self.single, self.rows, self.segments = None, 0, _runs(owners)
+
+
+def _runs(owners: list[int]) -> list[tuple[int, int, int]]:
+    """[(start, end, owner)] for the runs of equal owners."""
+    runs: list[tuple[int, int, int]] = []
+    for i, owner in enumerate(owners):
+        if runs and runs[-1][2] == owner:
+            runs[-1] = (runs[-1][0], i + 1, owner)
+        else:
+            runs.append((i, i + 1, owner))
+    return runs
 
 
 class StackedLoraLinear(nn.Module):
@@ -112,27 +128,68 @@ class StackedLoraLinear(nn.Module):
             y = F.linear(x.to(torch.bfloat16), self.bf16_weight, self.bf16_bias).to(x.dtype)
         else:
             y = self.base_layer(x)
-        xa = self.dropout(x).to(self.lora_A.dtype)
+        tokens = x.shape[:-1].numel()
         if route.single is not None:
-            k = route.single
-            delta = F.linear(F.linear(xa, self.lora_A[k]), self.lora_B[k])
-        else:
+            segments = [(0, tokens, route.single)]
+        elif route.rows:
             if x.shape[0] != route.rows:
                 raise RuntimeError(f"multi-lora routing covers {route.rows} rows, the batch has {x.shape[0]}")
-            parts = []
-            for start, end, k in route.segments:  # (rows, ..., in) -> (rows, ..., out)
-                if k < 0:
-                    parts.append(xa.new_zeros(end - start, *x.shape[1:-1], y.shape[-1]))
-                    continue
-                a, b = self.lora_A[k], self.lora_B[k]
-                if route.captured is not None:
-                    # gradients land on these views; the updater adds them into slot k's .grad
-                    # (cheaper than autograd's select backward, which zero-fills all K slots)
-                    a, b = a.detach().requires_grad_(), b.detach().requires_grad_()
-                    route.captured.append((self, k, a, b))
-                parts.append(F.linear(F.linear(xa[start:end], a), b))
-            delta = parts[0] if len(parts) == 1 else torch.cat(parts)
-        return torch.add(y, delta.to(y.dtype), alpha=self.scale)
+            per_row = tokens // route.rows
+            segments = [(start * per_row, end * per_row, k) for start, end, k in route.segments]
+        else:
+            if route.segments[-1][1] != tokens:
+                raise RuntimeError(f"multi-lora routing covers {route.segments[-1][1]} tokens, the batch has {tokens}")
+            segments = route.segments
+        return _RoutedLora.apply(self.dropout(x).to(self.lora_A.dtype), y, self.lora_A, self.lora_B, self, segments)
+
+
+class _RoutedLora(torch.autograd.Function):
+    """``y += scale * B_k A_k x`` on each token segment routed to adapter k, in place on the base
+    output ``y``. The backward writes each adapter's gradients straight into its slot of the
+    stacked ``.grad`` tensors (the first segment of a step overwrites, later ones add), instead of
+    letting autograd build, zero-fill and sum one K-slot gradient per segment."""
+
+    @staticmethod
+    def forward(ctx, x, y, lora_a, lora_b, layer, segments):
+        x2, y2 = x.reshape(-1, x.shape[-1]), y.view(-1, y.shape[-1])
+        projected = []  # x_s A_k^T per segment, kept for the backward
+        for start, end, k in segments:
+            if k < 0:
+                projected.append(None)
+                continue
+            xa = x2[start:end] @ lora_a[k].t()
+            y2[start:end].addmm_(xa.to(y2.dtype), lora_b[k].t().to(y2.dtype), alpha=layer.scale)
+            projected.append(xa)
+        ctx.mark_dirty(y)
+        ctx.save_for_backward(x, lora_a, lora_b)
+        ctx.layer, ctx.segments, ctx.projected = layer, segments, projected
+        return y
+
+    @staticmethod
+    def backward(ctx, grad_y):
+        x, lora_a, lora_b = ctx.saved_tensors
+        layer, scale = ctx.layer, ctx.layer.scale
+        written = layer.routing.written
+        x2, g2 = x.reshape(-1, x.shape[-1]), grad_y.reshape(-1, grad_y.shape[-1]).to(x.dtype)
+        want_x = ctx.needs_input_grad[0]
+        grad_x = None
+        if want_x:
+            grad_x = (torch.zeros_like(x2) if any(k < 0 for _, _, k in ctx.segments) else torch.empty_like(x2))
+        for (start, end, k), xa in zip(ctx.segments, ctx.projected):
+            if k < 0:
+                continue
+            g = g2[start:end]
+            if written is not None:
+                first = (id(layer), k) not in written
+                written.add((id(layer), k))
+                # beta=0 ignores what the slot held (even NaN): no zeroing pass between steps
+                layer.lora_B.grad[k].addmm_(g.t(), xa, beta=0 if first else 1, alpha=scale)
+            grad_xa = (g @ lora_b[k]).mul_(scale)
+            if written is not None:
+                layer.lora_A.grad[k].addmm_(grad_xa.t(), x2[start:end], beta=0 if first else 1)
+            if want_x:
+                torch.mm(grad_xa, lora_a[k], out=grad_x[start:end])
+        return (None if grad_x is None else grad_x.view_as(x)), grad_y, None, None, None, None
 
 
 class _LinearCrossEntropy(torch.autograd.Function):
@@ -162,24 +219,54 @@ class _LinearCrossEntropy(torch.autograd.Function):
         return torch.where(g != 0, grad * g, torch.zeros_like(grad)), None, None, None
 
 
-def _length_groups(rows: list[tuple], slack: float = 1.3) -> list[list[tuple]]:
-    """Split rows (slot, ids, labels) into groups by length, longest first, so that each
-    group's padded size is at most ``slack`` times its real tokens."""
-    rows = sorted(rows, key=lambda r: -len(r[1]))
-    groups: list[list[tuple]] = []
+PACKED_ATTENTION = "seal_packed_rows"  # transformers attention implementation used while training
+_packed_lengths: ContextVar[list[int] | None] = ContextVar("multi_lora_packed_lengths", default=None)
+
+
+def _packed_rows_attention(module, query, key, value, attention_mask, **kwargs):
+    """Attention of a packed (1, T) sequence one row at a time, each row causal over itself:
+    what the row gets alone in a batch, at the cost of its own length squared rather than the
+    whole pack's (a block-diagonal mask over the pack would compute, then discard, every
+    cross-row score). transformers builds no mask for an implementation it does not know."""
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    lengths = _packed_lengths.get()
+    if lengths is None or sum(lengths) != query.shape[2] or query.shape[0] != 1:
+        raise RuntimeError(f"{PACKED_ATTENTION} attention runs only inside multi-lora training, on one packed row")
+    kwargs.pop("is_causal", None)
+    outputs, start = [], 0
+    for n in lengths:
+        span = slice(start, start + n)
+        out, _ = sdpa_attention_forward(module, query[:, :, span], key[:, :, span], value[:, :, span], None,
+                                        is_causal=True, **kwargs)
+        outputs.append(out)  # (1, n, heads, head_dim)
+        start += n
+    return torch.cat(outputs, dim=1), None
+
+
+AttentionInterface.register(PACKED_ATTENTION, _packed_rows_attention)
+
+
+def _packs(rows: list[tuple], max_tokens: int) -> list[list[tuple]]:
+    """Consecutive runs of rows (slot, ids, targets) of at most ``max_tokens`` tokens together
+    (a longer row is a pack of its own); each run becomes one packed sequence."""
+    packs: list[list[tuple]] = []
+    size = 0
     for row in rows:
-        if groups:
-            group = groups[-1]
-            if len(group[0][1]) * (len(group) + 1) <= slack * (sum(len(r[1]) for r in group) + len(row[1])):
-                group.append(row)
-                continue
-        groups.append([row])
-    return [sorted(g, key=lambda r: r[0]) for g in groups]  # rows of one adapter next to each other
+        if packs and size + len(row[1]) <= max_tokens:
+            packs[-1].append(row)
+            size += len(row[1])
+        else:
+            packs.append([row])
+            size = len(row[1])
+    return packs
 
 
 class _StackedAdamW:
-    """torch.optim.AdamW's update (single-tensor form) on stacked adapter tensors, for the first
-    ``n`` adapters only (the ones still stepping), with one learning rate per adapter."""
+    """torch.optim.AdamW's update on stacked adapter tensors, for the first ``n`` adapters only
+    (the ones still stepping), with one learning rate per adapter. It runs the fused AdamW kernel
+    that ``lora`` uses (``torch.optim.AdamW(fused=True)``), once per run of adapters sharing a
+    learning rate, so each adapter gets the arithmetic it would get alone."""
 
     def __init__(self, params: list[nn.Parameter], betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
         self.params, self.betas, self.eps, self.weight_decay = params, betas, eps, weight_decay
@@ -189,23 +276,12 @@ class _StackedAdamW:
     @torch.no_grad()
     def step(self, n: int, step: int, lrs: list[float]) -> None:
         b1, b2 = self.betas
-        bc1, bc2_sqrt = 1 - b1 ** step, math.sqrt(1 - b2 ** step)
-        same = all(lr == lrs[0] for lr in lrs[:n])
-        for p, m, v in zip(self.params, self.m, self.v):
-            if p.grad is None:
-                continue
-            shape = (n,) + (1,) * (p.dim() - 1)
-            lr = lrs[0] if same else torch.tensor(lrs[:n], dtype=p.dtype, device=p.device).view(shape)
-            pw, g, mw, vw = p[:n], p.grad[:n], m[:n], v[:n]
-            if self.weight_decay:
-                pw.mul_(1 - lr * self.weight_decay)
-            mw.lerp_(g, 1 - b1)
-            vw.mul_(b2).addcmul_(g, g, value=1 - b2)
-            denom = (vw.sqrt() / bc2_sqrt).add_(self.eps)
-            if same:
-                pw.addcdiv_(mw, denom, value=-(lr / bc1))
-            else:
-                pw.sub_(mw / denom * (lr / bc1))
+        count = torch.tensor(float(step), device=self.params[0].device)  # the kernel only reads it
+        for start, end, lr in _runs(lrs[:n]):
+            torch._fused_adamw_([p[start:end] for p in self.params], [p.grad[start:end] for p in self.params],
+                                [m[start:end] for m in self.m], [v[start:end] for v in self.v], [],
+                                [count] * len(self.params), lr=lr, beta1=b1, beta2=b2,
+                                weight_decay=self.weight_decay, eps=self.eps, amsgrad=False, maximize=False)
 
 
 class _Installed:
@@ -383,13 +459,13 @@ class MultiLoraUpdater(InnerUpdater):
         plans = [list(step_batches(d, opts, g)) for d, g in zip(datas, generators)]  # as lora draws them
         # slots ordered by number of steps, so the adapters still stepping are always a prefix
         order = sorted(range(len(datas)), key=lambda j: -len(plans[j]))
-        rows_of = []  # per slot: tokenized rows (input_ids, labels), one per example
+        rows_of = []  # per slot: per example (input_ids, next-token target at each position or -100)
         for j in order:
             d = datas[j]
             warn_if_truncated(student.tokenizer, d.texts, opts.max_length)
             enc = [tokenize_examples(student.tokenizer, [e], opts.max_length, device, d.loss_on == "completion")
                    for e in d.examples]
-            rows_of.append([(x["input_ids"][0], x["labels"][0]) for x in enc])
+            rows_of.append([(x["input_ids"][0], F.pad(x["labels"][0, 1:], (0, 1), value=-100)) for x in enc])
         lrs = [datas[j].learning_rate or opts.learning_rate for j in order]
         steps = [len(plans[j]) for j in order]
         self._reset_slots(installed)
@@ -397,7 +473,9 @@ class MultiLoraUpdater(InnerUpdater):
         params = [p for layer in installed.layers for p in (layer.lora_A, layer.lora_B)]
         optimizer = _StackedAdamW(params, weight_decay=opts.weight_decay)
         failed: dict[int, str] = {}  # slot -> reason
-        pad = student.tokenizer.pad_token_id
+        routing = installed.routing
+        attention = model.config._attn_implementation
+        model.set_attn_implementation(PACKED_ATTENTION)
         model.train()
         try:
             for p in params:
@@ -407,47 +485,51 @@ class MultiLoraUpdater(InnerUpdater):
                 live = [s for s in range(n) if s not in failed]
                 if not live:
                     break
-                for p in params:
-                    p.grad[:n].zero_()
-                rows = [(s, *rows_of[s][i]) for s in live for i in plans[order[s]][step]]  # (slot, ids, labels)
+                rows = [(s, *rows_of[s][i]) for s in live for i in plans[order[s]][step]]  # (slot, ids, targets)
                 counts = [0] * n  # labelled tokens per adapter in this step
-                for s, _, labels in rows:
-                    counts[s] += int((labels[1:] != -100).sum())
+                for s, _, targets in rows:
+                    counts[s] += int((targets != -100).sum())
                 weights = torch.tensor([1.0 / max(c, 1) for c in counts], device=device)
-                sums = torch.zeros(n, device=device)
-                # rows of similar length go through together: little padding, one forward each
-                for group in _length_groups(rows):
-                    ids = nn.utils.rnn.pad_sequence([r[1] for r in group], batch_first=True, padding_value=pad)
-                    labels = nn.utils.rnn.pad_sequence([r[2] for r in group], batch_first=True, padding_value=-100)
-                    attention = nn.utils.rnn.pad_sequence([torch.ones_like(r[1]) for r in group], batch_first=True)
-                    owners = torch.tensor([r[0] for r in group], dtype=torch.long, device=device)
-                    installed.routing.set_rows([r[0] for r in group])
-                    installed.routing.captured = []
-                    tok_loss, tok_owner = self._token_losses(model, installed, ids, attention, labels, owners)
-                    sums.index_add_(0, tok_owner, tok_loss.detach())
-                    # sum over adapters of each one's mean loss: adapter s gets its solo gradient.
-                    # A diverging adapter's NaNs stay in its own rows and its own slot.
-                    (tok_loss * weights[tok_owner]).sum().backward()
-                    with torch.no_grad():
-                        for layer, k, a, b in installed.routing.captured:
-                            layer.lora_A.grad[k].add_(a.grad)
-                            layer.lora_B.grad[k].add_(b.grad)
-                    installed.routing.captured = None
-                means = (sums * weights).tolist()
+                # all rows of the step packed into one sequence (no padding): one forward and one
+                # backward pass, each adapter's tokens a contiguous segment
+                means = self._backward(model, installed, _packs(rows, opts.pack_tokens), weights)
+                if len(live) > 1 and not all(math.isfinite(means[s]) for s in live):
+                    # a diverged adapter's NaNs can reach other rows of its pack through attention
+                    # (a masked-out weight of 0 times NaN is NaN): redo the step one adapter per
+                    # pack, so only the adapters that really diverged are rejected
+                    alone = [pack for s in live for pack in _packs([r for r in rows if r[0] == s], opts.pack_tokens)]
+                    means = self._backward(model, installed, alone, weights)
                 for s in live:
                     if not math.isfinite(means[s]):
                         failed[s] = f"inner-loop loss became {means[s]}"
                 if any(s not in failed for s in live):
                     optimizer.step(n, step + 1, lrs)  # failed slots step too, harmlessly: reset later
         finally:
-            installed.routing.set_rows(None)
-            installed.routing.captured = None
+            routing.set_rows(None)
+            routing.written = None
+            _packed_lengths.set(None)
+            model.set_attn_implementation(attention)
             model.eval()
-            for p in (p for layer in installed.layers for p in (layer.lora_A, layer.lora_B)):
+            for p in params:
                 p.grad = None
         # adapter j lives in slot slot_of[j]; move it to slot j so callers can index by position
         self._permute_slots(installed, order)
         return {order[s]: why for s, why in failed.items()}
+
+    def _backward(self, model: Any, installed: _Installed, packs: list[list[tuple]], weights: torch.Tensor) -> list[float]:
+        """Forward and backward of one optimizer step over its packed rows; writes the adapters'
+        gradients and returns each adapter's mean token loss."""
+        routing, device = installed.routing, weights.device
+        routing.written = set()  # the first gradient of each (layer, adapter) this step overwrites
+        sums = torch.zeros(len(weights), device=device)
+        for pack in packs:
+            owners = [r[0] for r in pack for _ in range(len(r[1]))]
+            routing.set_tokens(owners)
+            tok_loss, tok_owner = self._token_losses(model, installed, pack, torch.tensor(owners, device=device))
+            sums.index_add_(0, tok_owner, tok_loss.detach())
+            # the sum over adapters of each one's mean loss: adapter s gets the gradient it would get alone
+            (tok_loss * weights[tok_owner]).sum().backward()
+        return (sums * weights).tolist()
 
     @torch.no_grad()
     def _permute_slots(self, installed: _Installed, order: list[int]) -> None:
@@ -459,24 +541,28 @@ class MultiLoraUpdater(InnerUpdater):
             for p in (layer.lora_A, layer.lora_B):
                 p[:len(order)] = p[:len(order)][inverse.to(p.device)]
 
-    def _token_losses(self, model: Any, installed: _Installed, input_ids, attention, labels, owners):
-        """Per-token losses (next-token cross-entropy at every labelled position) and their rows' owners."""
-        shifted = labels[:, 1:]
-        valid = shifted != -100  # (B, T-1)
-        targets = shifted[valid]
-        tok_owner = owners[:, None].expand_as(shifted)[valid]
+    def _token_losses(self, model: Any, installed: _Installed, pack: list[tuple], owners: torch.Tensor):
+        """Per-token losses (next-token cross-entropy at every labelled position) of rows
+        (slot, ids, targets) packed into one sequence, and each loss's adapter. Position ids
+        restart at every row and attention runs row by row (:func:`_packed_rows_attention`), so
+        each row sees only itself, as if alone in its batch."""
+        input_ids = torch.cat([r[1] for r in pack])[None]
+        positions = torch.cat([torch.arange(len(r[1]), device=input_ids.device) for r in pack])[None]
+        _packed_lengths.set([len(r[1]) for r in pack])
+        targets = torch.cat([r[2] for r in pack])
+        valid = targets != -100
         head = model.get_output_embeddings()
         plain_head = (isinstance(head, nn.Linear) and head.bias is None and hasattr(model, "get_decoder")
                       and getattr(model.config, "final_logit_softcapping", None) is None
                       and getattr(model.config, "logit_scale", None) is None)
         if plain_head:
-            hidden = model.get_decoder()(input_ids=input_ids, attention_mask=attention).last_hidden_state
+            hidden = model.get_decoder()(input_ids=input_ids, position_ids=positions, use_cache=False).last_hidden_state
             weight = installed.head_bf16 if installed.routing.bf16 else head.weight
-            losses = _LinearCrossEntropy.apply(hidden[:, :-1][valid], weight.detach(), targets, self.options.loss_chunk_tokens)
+            losses = _LinearCrossEntropy.apply(hidden[0][valid], weight.detach(), targets[valid], self.options.loss_chunk_tokens)
         else:
-            logits = model(input_ids=input_ids, attention_mask=attention).logits[:, :-1][valid].float()
-            losses = F.cross_entropy(logits, targets, reduction="none")
-        return losses, tok_owner
+            logits = model(input_ids=input_ids, position_ids=positions, use_cache=False).logits[0][valid].float()
+            losses = F.cross_entropy(logits, targets[valid], reduction="none")
+        return losses, owners[valid]
 
 
 @hookimpl
