@@ -6,14 +6,18 @@ that keeps the frozen base layer (as ``base_layer``, like peft) and K stacked ad
 pass at hand, which adapter each batch row goes through; with no routing the wrapper returns the
 base layer's output itself, so between adaptations the student is exactly the base model.
 
-One optimizer step trains every active self-edit: the rows of all edits' batches go through one
-forward and one backward pass over the shared base, the loss is the sum over adapters of each
-adapter's own mean token loss (so each adapter's gradient is the gradient it would get alone),
-and AdamW runs per adapter (own moments and learning rate; an edit with fewer steps stops
-stepping). Initial values are the ones ``lora`` gets from peft under ``torch.manual_seed(0)``, and
-each edit's data order is drawn from its own generator exactly as ``lora`` draws it from the
-global one, so each adapter follows ``lora``'s optimisation trajectory up to float rounding
-(checked by tests/test_multi_lora.py).
+One optimizer step trains every active self-edit: the rows of all edits' batches are packed into
+one sequence (no padding; position ids restart at every row and attention runs row by row, so
+each row sees only itself), which goes through one forward and one backward pass over the shared
+base; each adapter's tokens form one contiguous segment. The loss is the sum over adapters of
+each adapter's own mean token loss (so each adapter's gradient is the gradient it would get
+alone), the backward writes each adapter's gradients straight into its slot, and AdamW (the fused
+kernel ``lora`` uses) runs per adapter with its own moments and learning rate; an edit with fewer
+steps stops stepping. Initial values are the ones ``lora`` gets from peft under
+``torch.manual_seed(0)``, and each edit's data order is drawn from its own generator exactly as
+``lora`` draws it from the global one, so each adapter follows ``lora``'s optimisation trajectory
+up to float rounding (checked by tests/test_multi_lora.py). Packing needs a transformers model
+that takes ``position_ids`` and the attention-function interface (current decoder-only models do).
 
 ``precision: bf16`` runs the base matmuls (and the output layer of the loss) in bfloat16 from a
 bf16 copy of the frozen weights made per batch, with fp32 adapters, gradients and optimizer
