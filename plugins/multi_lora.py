@@ -516,7 +516,7 @@ class MultiLoraUpdater(InnerUpdater):
             model.eval()
             for p in params:
                 p.grad = None
-        # adapter j lives in slot slot_of[j]; move it to slot j so callers can index by position
+        # slot s holds adapter order[s]; move adapter j to slot j so callers can index by position
         self._permute_slots(installed, order)
         return {order[s]: why for s, why in failed.items()}
 

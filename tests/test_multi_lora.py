@@ -3,7 +3,7 @@
 Tolerance of the equality checks: adapter weights agree to 2e-3 of the tensor's largest value.
 Both paths do the same float32 arithmetic in a different order (the loss is summed per adapter
 from chunked per-token losses instead of transformers' mean over the batch; batched matmuls
-instead of one linear per adapter; rows padded to another length), so gradients differ by a few
+instead of one linear per adapter; rows packed into one sequence), so gradients differ by a few
 ulps. AdamW divides each gradient by the root of its running square, so for the few weights
 whose gradient is about as small as ``eps`` a few ulps of gradient become up to ~1e-3 of the
 learning rate per step; measured here: at most 7e-4 of the largest value after 3 epochs. A real
