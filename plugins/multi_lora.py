@@ -45,7 +45,7 @@ from transformers import AttentionInterface
 from seal_core import InnerUpdater, hookimpl
 from seal_core.components import AdaptedBatch
 from seal_core.types import LoadedModel, TrainingSet
-from seal_plugins.lora_updater import (ADAPTER, LoraOptions, NonFiniteLoss, step_batches, tokenize_examples,
+from seal_plugins.lora_updater import (LoraOptions, NonFiniteLoss, peft_initial_a, step_batches, tokenize_examples,
                                       warn_if_truncated)
 
 log = structlog.get_logger(__name__)
@@ -144,17 +144,22 @@ class StackedLoraLinear(nn.Module):
             if route.segments[-1][1] != tokens:
                 raise RuntimeError(f"multi-lora routing covers {route.segments[-1][1]} tokens, the batch has {tokens}")
             segments = route.segments
-        return _RoutedLora.apply(self.dropout(x).to(self.lora_A.dtype), y, self.lora_A, self.lora_B, self, segments)
+        return _RoutedLora.apply(y, self.dropout(x).to(self.lora_A.dtype), self.lora_A, self.lora_B, self, segments)
 
 
 class _RoutedLora(torch.autograd.Function):
     """``y += scale * B_k A_k x`` on each token segment routed to adapter k, in place on the base
     output ``y``. The backward writes each adapter's gradients straight into its slot of the
     stacked ``.grad`` tensors (the first segment of a step overwrites, later ones add), instead of
-    letting autograd build, zero-fill and sum one K-slot gradient per segment."""
+    letting autograd build, zero-fill and sum one K-slot gradient per segment.
+
+    ``y`` comes first because it is the tensor modified in place: with a bias the base output is
+    a view (``F.linear`` on 3-d input is addmm then view), and autograd then routes the
+    gradient of the function's *first* input into the view's base (measured: with ``x`` first,
+    every model with biased projections, Qwen2 among them, failed in backward)."""
 
     @staticmethod
-    def forward(ctx, x, y, lora_a, lora_b, layer, segments):
+    def forward(ctx, y, x, lora_a, lora_b, layer, segments):
         x2, y2 = x.reshape(-1, x.shape[-1]), y.view(-1, y.shape[-1])
         projected = []  # x_s A_k^T per segment, kept for the backward
         for start, end, k in segments:
@@ -175,7 +180,7 @@ class _RoutedLora(torch.autograd.Function):
         layer, scale = ctx.layer, ctx.layer.scale
         written = layer.routing.written
         x2, g2 = x.reshape(-1, x.shape[-1]), grad_y.reshape(-1, grad_y.shape[-1]).to(x.dtype)
-        want_x = ctx.needs_input_grad[0]
+        want_x = ctx.needs_input_grad[1]
         grad_x = None
         if want_x:
             grad_x = (torch.zeros_like(x2) if any(k < 0 for _, _, k in ctx.segments) else torch.empty_like(x2))
@@ -193,7 +198,7 @@ class _RoutedLora(torch.autograd.Function):
                 layer.lora_A.grad[k].addmm_(grad_xa.t(), x2[start:end], beta=0 if first else 1)
             if want_x:
                 torch.mm(grad_xa, lora_a[k], out=grad_x[start:end])
-        return (None if grad_x is None else grad_x.view_as(x)), grad_y, None, None, None, None
+        return grad_y, (None if grad_x is None else grad_x.view_as(x)), None, None, None, None
 
 
 class _LinearCrossEntropy(torch.autograd.Function):
@@ -295,35 +300,6 @@ class _Installed:
                  initial_a: list[torch.Tensor]):
         self.signature, self.layers, self.routing, self.initial_a = signature, layers, routing, initial_a
         self.head_bf16: torch.Tensor | None = None  # bf16 copy of the output layer, during bf16 adaptation
-
-
-def peft_initial_a(model: nn.Module, opts: LoraOptions) -> dict[str, torch.Tensor]:
-    """The ``lora_A`` values peft gives each target layer under ``torch.manual_seed(0)``, as in
-    ``lora`` (``lora_B`` starts at zero). peft is run on a skeleton with every ``nn.Linear`` of
-    ``model`` under its name and a zero-stride weight, so the RNG draws are the same as on the
-    model itself but nothing of the size of the model is allocated."""
-    from peft import LoraConfig, inject_adapter_in_model
-
-    skeleton = nn.Module()
-    for name, module in model.named_modules():
-        if isinstance(module, nn.Linear):
-            parent = skeleton
-            *path, leaf = name.split(".")
-            for part in path:
-                if not hasattr(parent, part):
-                    parent.add_module(part, nn.Module())
-                parent = getattr(parent, part)
-            stub = nn.Linear(module.in_features, module.out_features, bias=False, device="meta")
-            stub.weight = nn.Parameter(torch.zeros((), dtype=torch.float32).expand(module.out_features, module.in_features),
-                                       requires_grad=False)
-            parent.add_module(leaf, stub)
-    config = LoraConfig(r=opts.r, lora_alpha=opts.alpha, lora_dropout=opts.dropout,
-                        target_modules=list(opts.target_modules), bias="none")
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        inject_adapter_in_model(config, skeleton, adapter_name=ADAPTER)
-    suffix = f".lora_A.{ADAPTER}.weight"
-    return {n.removesuffix(suffix): p.detach().clone() for n, p in skeleton.named_parameters() if n.endswith(suffix)}
 
 
 class _Batch(AdaptedBatch):

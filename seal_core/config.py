@@ -41,7 +41,7 @@ class DomainSection:
 
 @dataclass
 class ModelSection:
-    policy: str = "embedded"  # embedded | tiny-random | a hub id | a local path
+    policy: str = "embedded"  # embedded | tiny-random | random:<shape> | a hub id | a local path
     teacher: str | None = None  # for setups that split the roles
     student: str | None = None
     device: str = "auto"  # auto (cuda when available) | cpu | cuda | cuda:N

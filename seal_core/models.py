@@ -8,6 +8,13 @@ Specs:
   it as safetensors under ``$SEAL_CACHE_DIR`` (default ``~/.cache/seal``); later loads take ~1 s.
 - ``tiny-random`` or ``tiny-random:hidden=64,layers=2,heads=4,kv_heads=2,intermediate=128``: a
   randomly initialised Llama with SmolLM2's tokenizer, for tests. Same spec, same weights.
+- ``random:<shape>`` (``random:qwen2.5-0.5b``, ``random:qwen2.5-1.5b``, ...): a randomly
+  initialised model at a real architecture's shape, from a config file in
+  ``seal_core/model_shapes/`` (shape keys only, no weights), for timing and GPU checks: speed does
+  not depend on the weights. Seeded (seed 0) and built directly on the target device, so the same
+  spec gives the same weights on the same kind of device. The tokenizer is SmolLM2's: its ids are
+  a subset of every shape's vocabulary, so the embedding and output layers keep their real size
+  (and cost); a sampled id past the tokenizer decodes to nothing.
 - anything else: a local directory or a hub id, through ``from_pretrained``. Nothing here
   downloads unless the user passes a hub id and has hub access.
 """
@@ -16,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 import os
 import shutil
 import tempfile
@@ -35,6 +43,8 @@ EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 EMBEDDED_CACHE_NAME = "smollm2-135m-instruct-q4_1-v0.1.2"
 TOKENIZER_CACHE_NAME = "smollm2-tokenizer-v0.1.2"
 TINY_DEFAULTS = {"hidden": 64, "layers": 2, "heads": 4, "kv_heads": 2, "intermediate": 128}
+SHAPES_DIR = Path(__file__).with_name("model_shapes")
+RANDOM_PREFIX = "random:"
 
 
 def cache_dir() -> Path:
@@ -137,6 +147,9 @@ def check_spec(spec: str, key: str) -> None:
     if is_tiny_spec(spec):
         _parse_tiny_spec(spec)
         return
+    if is_random_spec(spec):
+        shape_config(spec)
+        return
     if spec == "embedded":
         embedded_gguf_path()
         return
@@ -144,7 +157,7 @@ def check_spec(spec: str, key: str) -> None:
     if looks_local and not (Path(spec).expanduser() / "config.json").is_file():
         raise ConfigError(
             f"Config key '{key}' = {spec!r}: no model directory with a config.json there. Use "
-            "embedded, tiny-random, a directory saved with save_pretrained, or a hub id."
+            "embedded, tiny-random, random:<shape>, a directory saved with save_pretrained, or a hub id."
         )
 
 
@@ -203,6 +216,46 @@ def is_tiny_spec(spec: str) -> bool:
     return spec == "tiny-random" or spec.startswith("tiny-random:")
 
 
+def is_random_spec(spec: str) -> bool:
+    return spec.startswith(RANDOM_PREFIX)
+
+
+def random_shapes() -> list[str]:
+    """The shapes ``random:<shape>`` accepts: the config files in ``seal_core/model_shapes/``."""
+    return sorted(p.stem for p in SHAPES_DIR.glob("*.json"))
+
+
+def shape_config(spec: str) -> dict[str, Any]:
+    """The transformers config keys of ``random:<shape>`` (keys starting with ``_`` are notes)."""
+    name = spec.removeprefix(RANDOM_PREFIX)
+    path = SHAPES_DIR / f"{name}.json"
+    if not name or "/" in name or not path.is_file():
+        raise ConfigError(
+            f"Model spec '{spec}': no shape '{name}'. random:<shape> takes one of "
+            f"{', '.join(random_shapes())} (config files in {SHAPES_DIR}; add a JSON file there for another)."
+        )
+    return {k: v for k, v in json.loads(path.read_text(encoding="utf-8")).items() if not k.startswith("_")}
+
+
+def _random_shape(spec: str, dtype: torch.dtype, device: torch.device) -> tuple[Any, Any]:
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    values = shape_config(spec)
+    tokenizer = AutoTokenizer.from_pretrained(ensure_tokenizer_cache())
+    if values["vocab_size"] < len(tokenizer):
+        raise ConfigError(f"Model spec '{spec}': vocab_size {values['vocab_size']} is smaller than the tokenizer's "
+                          f"{len(tokenizer)} tokens; raise it in {SHAPES_DIR / spec.removeprefix(RANDOM_PREFIX)}.json.")
+    config = AutoConfig.for_model(values.pop("model_type"), **values, bos_token_id=tokenizer.bos_token_id,
+                                  eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    # built on the device itself: initialising 1.5B parameters on the CPU first takes longer
+    # than the GPU work the shape is meant to time
+    devices = [device.index or 0] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices), torch.device(device):
+        torch.manual_seed(0)
+        model = AutoModelForCausalLM.from_config(config, dtype=dtype)
+    return model, tokenizer
+
+
 def load_model(spec: str, *, device: str = "auto", dtype: str = "auto", trust_remote_code: bool = False) -> LoadedModel:
     """Load a model spec (see the module docstring) in eval mode on ``device``."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -211,6 +264,8 @@ def load_model(spec: str, *, device: str = "auto", dtype: str = "auto", trust_re
     torch_dtype = resolve_dtype(dtype, dev)
     if is_tiny_spec(spec):
         model, tokenizer = _tiny_random(spec, torch_dtype)
+    elif is_random_spec(spec):
+        model, tokenizer = _random_shape(spec, torch_dtype, dev)
     else:
         if spec == "embedded":
             source = str(ensure_embedded_cache())
