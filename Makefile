@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE := 1
 export HF_HUB_DISABLE_TELEMETRY := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install test test-slow run clean
+.PHONY: install test test-slow run clean gpu-bundle gpu-check-cpu
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,16 +33,26 @@ EXAMPLE     := examples/seal-plugin-example
 EXAMPLE_RUN := build/example-run
 
 # The suite, then the 2-process DeepSpeed tests (slow, so out of the default selection, but CI
-# runs them), then the example third-party plugin as a user would install and use it.
+# runs them), then the GPU check's CPU form (the cuda-marked tests, SEAL runs, DeepSpeed and the
+# inner-loop benchmark on tiny shapes, so its code is tested where no GPU is), then the example third-party plugin as a user would install and use it.
 test: install
 	$(BIN)/python -m pip install --quiet --no-deps -e $(EXAMPLE)
 	$(BIN)/python -m pytest
 	$(BIN)/python -m pytest -m distributed  # 2-process torchrun/gloo runs (~100 s), marked slow
+	$(BIN)/python benchmarks/gpu_check.py --device cpu --out build/gpu-check-cpu --deadline 900
 	$(BIN)/python -m pytest $(EXAMPLE)/tests
 	rm -rf $(EXAMPLE_RUN)
 	$(BIN)/seal-run run --run-dir $(EXAMPLE_RUN) --set domain.name=lexicon --set model.policy=tiny-random \
 	    --set rounds=1 --set edits_per_task=2 --set domain.train_limit=2 --set domain.eval_limit=2 \
 	    --set generator.max_new_tokens=8 --set inner.epochs=1 --set checkpoint=none
+
+# The GPU check (benchmarks/gpu_check.py): its CPU form on tiny shapes runs in `make test` (~2 min);
+# gpu-bundle collects what the GPU machine cannot download (wheels, the tokenizer) into .gpu/.
+gpu-check-cpu: install
+	$(BIN)/python benchmarks/gpu_check.py --device cpu --out build/gpu-check-cpu --deadline 900
+
+gpu-bundle: install
+	$(BIN)/python benchmarks/gpu_check.py prepare --bundle .gpu
 
 test-slow: install
 	$(BIN)/python -m pytest -m slow

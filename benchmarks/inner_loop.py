@@ -3,6 +3,8 @@
     .venv/bin/python benchmarks/inner_loop.py            # full run, ~12 min on a quiet 2-core CPU
     .venv/bin/python benchmarks/inner_loop.py --quick    # smoke run: 4 self-edits, 2 epochs
     .venv/bin/python benchmarks/inner_loop.py --profile  # + torch.profiler table of one multi-lora batch
+    python benchmarks/inner_loop.py --device cuda --model random:qwen2.5-0.5b --data bundled \
+        --edits 32 --sequential-edits 8                     # on a GPU (benchmarks/gpu_check.py runs this)
 
 Paths, all on the same passages, self-edits and training texts (the knowledge domain's
 ``training_set``: the self-edit's lines plus the passage), all with the reference hyperparameters
@@ -16,6 +18,13 @@ Paths, all on the same passages, self-edits and training texts (the knowledge do
   ``multi-lora-k4-<fast>`` with K = 4 in the faster precision here. The fast precision is the one
   whose 2048^3 matmul rate (measured first) is higher: bf16 on CPUs with AMX, fp32 on CPUs without
   native bf16, where bf16 matmuls are emulated and several times slower.
+
+On CUDA the model is bf16 (``model.dtype=auto``) with fp32 adapters and optimizer state, every
+path included, and the default paths are ``reference``, ``lora``, ``multi-lora-k8-bf16`` and
+``multi-lora-k32-bf16``; each path's peak GPU memory and its training TFLOP/s against the GPU's
+measured bf16 matmul rate are reported. ``--sequential-edits N`` times the one-at-a-time paths
+(``reference``, ``lora``) on the first N self-edits only (s/edit is per self-edit either way),
+so that K = 32 can be filled without paying 32 sequential runs.
 
 Every path scores each adapted model with the ``qa`` evaluator (containment), the multi-lora paths
 with one routed generate call per batch. Each path runs in its own process, so its peak memory
@@ -42,6 +51,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SQUAD_EDITS = ROOT.parent / "shared" / "data" / "squad" / "gpt4_1_val_self_edits.json"
 TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 PATHS = ["reference", "lora", "multi-lora-k4-FAST", "multi-lora-k8-fp32", "multi-lora-k8-bf16"]
+CUDA_PATHS = ["reference", "lora", "multi-lora-k8-bf16", "multi-lora-k32-bf16"]
+SEQUENTIAL = ("reference", "lora")
 # where bf16 matmuls are emulated (no AMX / AVX512-BF16) the bf16 path is left out unless asked for:
 # it runs several times slower than fp32 and is not the fast path there
 DEFAULT_PATHS_FP32_MACHINE = [p for p in PATHS if p != "multi-lora-k8-bf16"]
@@ -78,6 +89,15 @@ def lora_options(args, **extra):
 # -- the paths -----------------------------------------------------------------------------------
 
 
+def clock(loaded) -> float:
+    """time.perf_counter() once the device has finished the work queued so far."""
+    import torch
+
+    if loaded.device.type == "cuda":
+        torch.cuda.synchronize(loaded.device)
+    return time.perf_counter()
+
+
 def run_reference(loaded, tasks, datas, seeds, args, qa):
     from peft import LoraConfig, get_peft_model
     from transformers import DataCollatorForLanguageModeling, Trainer, TrainingArguments
@@ -94,14 +114,14 @@ def run_reference(loaded, tasks, datas, seeds, args, qa):
         with tempfile.TemporaryDirectory() as out:
             targs = TrainingArguments(output_dir=out, per_device_train_batch_size=1, num_train_epochs=args.epochs,
                                       learning_rate=1e-3, save_strategy="no", logging_strategy="no",
-                                      report_to=[], use_cpu=True, disable_tqdm=True, seed=seed,
+                                      report_to=[], use_cpu=loaded.device.type == "cpu", disable_tqdm=True, seed=seed,
                                       dataloader_num_workers=0)
             Trainer(model=peft_model, args=targs, train_dataset=rows, data_collator=collator).train()
         peft_model.eval()
-        middle = time.perf_counter()
+        middle = clock(loaded)
         scores.append(qa.evaluate(peft_model, tok, task))
         model = peft_model.unload()
-        score_s += time.perf_counter() - middle
+        score_s += clock(loaded) - middle
         train_s += middle - started
     return scores, train_s, score_s
 
@@ -116,10 +136,10 @@ def run_lora(loaded, tasks, datas, seeds, args, qa):
         seed_all(seed)
         started = time.perf_counter()
         up.adapt(loaded, data)
-        middle = time.perf_counter()
+        middle = clock(loaded)
         scores.append(qa.evaluate(loaded.model, loaded.tokenizer, task))
         up.reset(loaded)
-        score_s += time.perf_counter() - middle
+        score_s += clock(loaded) - middle
         train_s += middle - started
     return scores, train_s, score_s
 
@@ -142,10 +162,10 @@ def run_multi(loaded, tasks, datas, seeds, args, qa, k, precision, profile=False
         else:
             batch = up.adapt_batch(loaded, datas[chunk], seeds[chunk])
         assert not batch.rejected, batch.rejected
-        middle = time.perf_counter()
+        middle = clock(loaded)
         scores += qa.evaluate_routed(loaded.model, loaded.tokenizer, tasks[chunk], batch.rows)
         up.reset(loaded)
-        score_s += time.perf_counter() - middle
+        score_s += clock(loaded) - middle
         train_s += middle - began
     return scores, train_s, score_s
 
@@ -173,10 +193,15 @@ def worker(path: str, args) -> dict:
     from seal_core.models import load_model
     from seal_plugins.qa_evaluator import QAEvaluator
 
-    loaded = load_model(args.model)
+    loaded = load_model(args.model, device=args.device)
     tasks, datas, seeds, source = workload(args)
+    if path in SEQUENTIAL and args.sequential_edits:
+        tasks, datas, seeds = tasks[:args.sequential_edits], datas[:args.sequential_edits], seeds[:args.sequential_edits]
     qa = QAEvaluator()
-    started = time.perf_counter()
+    cuda = loaded.device.type == "cuda"
+    if cuda:
+        torch.cuda.reset_peak_memory_stats(loaded.device)
+    started = clock(loaded)
     if path == "reference":
         scores, train_s, score_s = run_reference(loaded, tasks, datas, seeds, args, qa)
     elif path == "lora":
@@ -185,24 +210,30 @@ def worker(path: str, args) -> dict:
         k, precision = path.removeprefix("multi-lora-k").split("-")
         scores, train_s, score_s = run_multi(loaded, tasks, datas, seeds, args, qa, int(k), precision,
                                              profile=args.profile and path == f"multi-lora-k8-{args.fast}")
-    total = time.perf_counter() - started
+    total = clock(loaded) - started
     gflop = training_gflop(loaded, datas, args)
     return {"path": path, "edits": len(tasks), "texts": sum(len(d) for d in datas), "source": source,
             "seconds_per_edit": total / len(tasks), "train_seconds": train_s, "score_seconds": score_s,
             "train_gflop": gflop, "achieved_train_gflops": gflop / train_s, "scores": [s.value for s in scores],
             "f1": [s.details["f1"] for s in scores], "mean_score": sum(s.value for s in scores) / len(scores),
             "mean_f1": sum(s.details["f1"] for s in scores) / len(scores), "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "threads": torch.get_num_threads()}
+            "threads": torch.get_num_threads(), "device": str(loaded.device),
+            "dtype": str(next(loaded.model.parameters()).dtype).removeprefix("torch."),
+            "parameters": sum(p.numel() for n, p in loaded.model.named_parameters() if "lora_" not in n),
+            "peak_gpu_gb": torch.cuda.max_memory_allocated(loaded.device) / 2**30 if cuda else None}
 
 
 # -- the machine's ceiling -----------------------------------------------------------------------
 
 
-def matmul_rates() -> dict[str, float]:
+def matmul_rates(device: str = "cpu") -> dict[str, float]:
     """GFLOP/s of plain matmuls here: 2048^3 (the ceiling) and one training-shaped product
-    (256 tokens x 576 -> 1536, SmolLM2's MLP), in fp32 and bf16."""
+    (256 tokens x 576 -> 1536, SmolLM2's MLP), in fp32 and bf16. On CUDA: 8192^3 in bf16 (the
+    ceiling) and fp32 (TF32 off, torch's default), timed with CUDA events."""
     import torch
 
+    if device.startswith("cuda"):
+        return cuda_matmul_rates(device)
     out = {}
     for label, (m, k, n) in {"2048": (2048, 2048, 2048), "mlp_256tok": (256, 576, 1536)}.items():
         for dtype in (torch.float32, torch.bfloat16):
@@ -216,6 +247,32 @@ def matmul_rates() -> dict[str, float]:
             seconds = (time.perf_counter() - began) / reps
             out[f"{label}_{str(dtype).removeprefix('torch.')}"] = 2 * m * k * n / seconds / 1e9
     return out
+
+
+def cuda_matmul_rates(device: str) -> dict[str, float]:
+    import torch
+
+    out = {}
+    n = 8192
+    for dtype in (torch.bfloat16, torch.float32):
+        a, b = torch.randn(n, n, dtype=dtype, device=device), torch.randn(n, n, dtype=dtype, device=device)
+        for _ in range(3):
+            a @ b
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        for _ in range(10):
+            a @ b
+        end.record()
+        torch.cuda.synchronize()
+        seconds = start.elapsed_time(end) / 1000 / 10
+        out[f"{n}_{str(dtype).removeprefix('torch.')}"] = 2 * n ** 3 / seconds / 1e9
+    return out
+
+
+def default_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 # -- driver --------------------------------------------------------------------------------------
@@ -234,27 +291,36 @@ def main() -> None:
                                         "multi-lora-k8-bf16): " + ", ".join(PATHS))
     parser.add_argument("--profile", action="store_true", help="print a torch.profiler table of one K=8 batch (fast precision)")
     parser.add_argument("--fast", choices=["fp32", "bf16"], help="the fast precision (default: from the matmul probe)")
+    parser.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda or cuda:N")
+    parser.add_argument("--sequential-edits", type=int, default=0,
+                        help="time reference and lora on the first N self-edits only (0: all --edits)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.quick:
         args.edits, args.epochs, args.max_lines = 4, 2, 4
+    if args.device == "auto":
+        args.device = default_device()
     if args.worker:
         print("RESULT " + json.dumps(worker(args.worker, args)))
         return
 
-    rates = matmul_rates()
+    cuda = args.device.startswith("cuda")
+    rates = matmul_rates(args.device)
+    if cuda:  # the model is bf16 on CUDA (model.dtype=auto): every path runs bf16 base matmuls
+        args.fast = "bf16"
     args.fast = args.fast or ("bf16" if rates["2048_bfloat16"] > rates["2048_float32"] else "fp32")
-    print("matmul GFLOP/s here: " + ", ".join(f"{k} {v:.0f}" for k, v in rates.items())
+    print(f"matmul GFLOP/s on {args.device}: " + ", ".join(f"{k} {v:.0f}" for k, v in rates.items())
           + f"; fast precision: {args.fast}", flush=True)
     if args.paths is None:
-        args.paths = ",".join(PATHS if args.fast == "bf16" else DEFAULT_PATHS_FP32_MACHINE)
+        args.paths = ",".join(CUDA_PATHS if cuda else PATHS if args.fast == "bf16" else DEFAULT_PATHS_FP32_MACHINE)
         if args.fast == "fp32":
             print("multi-lora-k8-bf16 left out: bf16 matmuls are slower than fp32 here (see the rates above); "
                   "add it with --paths to measure bf16's effect on the scores anyway", flush=True)
     results = {}
     for path in args.paths.replace("FAST", args.fast).split(","):
         cmd = [sys.executable, __file__, "--worker", path, "--edits", str(args.edits), "--epochs", str(args.epochs),
-               "--max-lines", str(args.max_lines), "--model", args.model, "--fast", args.fast, "--data", args.data]
+               "--max-lines", str(args.max_lines), "--model", args.model, "--fast", args.fast, "--data", args.data,
+               "--device", args.device, "--sequential-edits", str(args.sequential_edits)]
         cmd += ["--profile"] if args.profile else []
         proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
         lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
@@ -267,11 +333,14 @@ def main() -> None:
         r = results[path] = json.loads(lines[0][len("RESULT "):])
         print(f"{path:>20}: {r['seconds_per_edit']:7.2f} s/edit (train {r['train_seconds']:.1f} s, score "
               f"{r['score_seconds']:.1f} s for {r['edits']} edits), {r['achieved_train_gflops']:6.1f} GFLOP/s in "
-              f"training, peak RSS {r['peak_rss_mb']:.0f} MB, mean score {r['mean_score']:.3f} (F1 {r['mean_f1']:.3f})",
+              f"training, peak RSS {r['peak_rss_mb']:.0f} MB"
+              + (f", peak GPU {r['peak_gpu_gb']:.1f} GiB" if r["peak_gpu_gb"] is not None else "")
+              + f", mean score {r['mean_score']:.3f} (F1 {r['mean_f1']:.3f})",
               flush=True)
 
     summary = summarise(results, rates, args)
-    for key in ("speedup_k8_vs_reference", "speedup_k8_vs_lora", "scores_agree", "bf16_minus_fp32_mean_score"):
+    for key in ("speedup_k8_vs_reference", "speedup_k8_vs_lora", "speedup_k32_vs_reference", "scores_agree",
+                "bf16_minus_fp32_mean_score"):
         print(f"{key}: {summary.get(key)}")
     print(json.dumps(summary))
 
@@ -280,18 +349,27 @@ def summarise(results: dict, rates: dict, args) -> dict:
     spe = {p: r["seconds_per_edit"] for p, r in results.items()}
     first = next(iter(results.values()))
     fast = f"multi-lora-k8-{args.fast}"
-    out = {"model": args.model, "fast_precision": args.fast, "edits": first["edits"], "texts": first["texts"], "epochs": args.epochs,
+    out = {"model": args.model, "device": first["device"], "dtype": first["dtype"], "parameters": first["parameters"],
+           "fast_precision": args.fast, "edits": {p: r["edits"] for p, r in results.items()},
+           "texts": {p: r["texts"] for p, r in results.items()}, "epochs": args.epochs,
            "source": first["source"], "threads": first["threads"], "seconds_per_edit": spe,
            "train_seconds": {p: r["train_seconds"] for p, r in results.items()},
            "score_seconds": {p: r["score_seconds"] for p, r in results.items()},
            "achieved_train_gflops": {p: r["achieved_train_gflops"] for p, r in results.items()},
            "matmul_gflops": rates, "peak_rss_mb": {p: r["peak_rss_mb"] for p, r in results.items()},
+           "peak_gpu_gb": {p: r["peak_gpu_gb"] for p, r in results.items()},
            "mean_score": {p: r["mean_score"] for p, r in results.items()},
            "mean_f1": {p: r["mean_f1"] for p, r in results.items()}}
     if fast in spe:  # K = 8 in the fast precision
         for base in ("reference", "lora"):
             if base in spe:
                 out[f"speedup_k8_vs_{base}"] = spe[base] / spe[fast]
+    k32 = f"multi-lora-k32-{args.fast}"
+    if k32 in spe and "reference" in spe:
+        out["speedup_k32_vs_reference"] = spe["reference"] / spe[k32]
+    ceiling = rates.get("8192_bfloat16")
+    if ceiling:  # on CUDA: achieved training rate as a share of the measured bf16 matmul rate
+        out["train_share_of_bf16_peak"] = {p: r["achieved_train_gflops"] / ceiling for p, r in results.items()}
     if "reference" in spe and "multi-lora-k8-fp32" in spe:
         out["speedup_k8_fp32_vs_reference"] = spe["reference"] / spe["multi-lora-k8-fp32"]
     if "lora" in results and "multi-lora-k8-fp32" in results:

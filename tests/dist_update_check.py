@@ -1,17 +1,26 @@
-"""Run under ``torchrun --nproc_per_node N``: each policy-gradient update once in one process
-(plain, no DeepSpeed) and once data-parallel under DeepSpeed on all N ranks, from the same weights
-and rollouts; rank 0 writes the largest weight difference per case to the JSON file ``argv[1]``.
+"""Each outer update once in one process (plain, no DeepSpeed) and once data-parallel under
+DeepSpeed on all ranks, from the same weights and rollouts; rank 0 writes, per case, the largest
+weight difference, the largest change from the start, and the seconds each update took, to the
+JSON file OUT.
 
-Used by tests/test_distributed.py. The rollouts have non-zero, unequal rewards (so advantages are
+    torchrun --nproc_per_node 2 tests/dist_update_check.py OUT        # tests/test_distributed.py (gloo)
+    python tests/dist_update_check.py OUT --device cuda --model random:qwen2.5-0.5b \
+        --cases grpo:zero2,grpo:zero3,rest-em:zero2,rest-em:zero3     # benchmarks/gpu_check.py (one GPU, NCCL)
+
+Started without a launcher, the DeepSpeed updates run in a one-rank group (NCCL on CUDA).
+``rest-em`` draws its minibatches differently with and without DeepSpeed (docs/distributed.md),
+so its difference is reported, not expected to be small. The rollouts have non-zero, unequal rewards (so advantages are
 not all 0) and 5 of them with ``batch_size=3`` (so one minibatch has fewer items than there are
 ranks and a rank takes a zero-weight stand-in).
 """
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import json
-import sys
 import tempfile
+import time
 from pathlib import Path
 
 import torch
@@ -23,7 +32,7 @@ from seal_core.registry import Registry
 from seal_core.types import Rollout
 from seal_core.zero import load_config
 
-CASES = [("grpo", "zero3"), ("ppo", "zero2")]  # both update loops, both sharding stages
+CASES = "grpo:zero3,ppo:zero2"  # both update loops, both sharding stages
 
 
 def rollouts() -> list[Rollout]:
@@ -33,33 +42,51 @@ def rollouts() -> list[Rollout]:
                     edit=e, score_before=0.0, score_after=r, reward=r) for i, (e, r) in enumerate(zip(edits, rewards))]
 
 
-def updated(name: str, deepspeed: dict | None, workdir: Path) -> dict[str, torch.Tensor]:
+def updated(name: str, deepspeed: dict | None, workdir: Path, args) -> tuple[dict[str, torch.Tensor], float]:
+    """The policy's weights after one update (on the CPU, as float32), and the update's seconds."""
     registry = Registry()
     algorithm = registry.get("algorithm", name)
-    opts = algorithm.Options(learning_rate=1e-3, batch_size=3, max_grad_norm=1.0)
+    wanted = {"learning_rate": 1e-3, "batch_size": 3, "max_grad_norm": 1.0}  # rest-em clips at 1 itself
+    opts = algorithm.Options(**{k: v for k, v in wanted.items() if k in {f.name for f in dataclasses.fields(algorithm.Options)}})
     algorithm = algorithm.configured(opts)
-    policy = load_model("tiny-random")
+    policy = load_model(args.model, device=args.device)
     context = UpdateContext(round=0, seed=7, workdir=workdir, deepspeed=deepspeed)
+    started = time.perf_counter()
     algorithm.update(policy, rollouts(), context)
-    return {k: v.detach().clone() for k, v in plain_state_dict(policy.model).items()}
+    if policy.device.type == "cuda":
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - started
+    return {k: v.detach().float().cpu() for k, v in plain_state_dict(policy.model).items()}, seconds
 
 
-def main(out: str) -> None:
-    distributed.init("cpu")
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("out", help="JSON file for the results (rank 0 writes it)")
+    parser.add_argument("--device", default="cpu", help="cpu (gloo) or cuda (NCCL)")
+    parser.add_argument("--model", default="tiny-random")
+    parser.add_argument("--cases", default=CASES, help="comma-separated ALGORITHM:CONFIG pairs")
+    args = parser.parse_args()
+    distributed.init(args.device, single=args.device.startswith("cuda"))
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for name, stage in CASES:
-            plain = updated(name, None, Path(tmp))
-            sharded = updated(name, load_config(stage), Path(tmp))
-            start = load_model("tiny-random").model.state_dict()
+        for case in args.cases.split(","):
+            name, stage = case.split(":")
+            plain, plain_s = updated(name, None, Path(tmp), args)
+            sharded, sharded_s = updated(name, load_config(stage), Path(tmp), args)
+            start = {k: v.float().cpu() for k, v in load_model(args.model, device=args.device).model.state_dict().items()}
             results[f"{name}-{stage}"] = {
                 "max_abs_diff": max(float((plain[k] - sharded[k]).abs().max()) for k in plain),
                 "max_abs_change": max(float((plain[k] - start[k]).abs().max()) for k in plain),
+                "finite": all(bool(torch.isfinite(v).all()) for v in sharded.values()),
+                "plain_seconds": plain_s, "deepspeed_seconds": sharded_s,
+                "world_size": distributed.world_size(),
+                "backend": torch.distributed.get_backend() if torch.distributed.is_initialized() else None,
             }
+            del plain, sharded, start
     if distributed.is_main():
-        Path(out).write_text(json.dumps(results, indent=1))
+        Path(args.out).write_text(json.dumps(results, indent=1))
     distributed.finish()
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main()

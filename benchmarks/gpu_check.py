@@ -1,0 +1,338 @@
+"""The GPU check: every CUDA path of the project in one script that fits a 10-minute GPU lease.
+
+    make gpu-bundle                                  # once, here: wheels + tokenizer into .gpu/
+    # on the GPU machine, in the repository root, with .gpu carried:
+    python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .gpu/wheels/*.whl
+    PYTHONPATH=/tmp/site SEAL_CACHE_DIR=.gpu/cache python3 benchmarks/gpu_check.py --out OUT
+    # its CPU form, with tiny shapes (CI runs it from `make test`):
+    python benchmarks/gpu_check.py --device cpu --out build/gpu-check-cpu
+
+Sections, each in its own process with its own time limit, in this order:
+
+- ``tests``: the ``cuda``-marked tests (tests/test_device.py) on the device: bf16 base weights with
+  fp32 adapters and optimizer state, generation, multi-lora's routed scores equal to lora's;
+- ``runs``: a one-round SEAL run with ``rest-em`` and one with ``grpo`` (``seal-run run``, the
+  ``random:qwen2.5-0.5b`` shape on CUDA), checkpoint included;
+- ``deepspeed``: the outer update under DeepSpeed ZeRO-2 and ZeRO-3 in a one-rank group (NCCL on
+  CUDA) against the plain one-process update (tests/dist_update_check.py);
+- ``inner``: benchmarks/inner_loop.py at the 0.5B and 1.5B shapes: the reference pattern, lora, and
+  multi-lora with K = 8 and K = 32: s/edit, peak GPU memory, training TFLOP/s against the GPU's
+  measured bf16 matmul rate.
+
+``--deadline`` bounds the whole script: a section that would start past it is skipped, and each
+section's process is stopped at the deadline, so the report always comes back. The report is
+``OUT/gpu_check.json`` and ``OUT/gpu_check.md``; every section's output is in ``OUT/gpu_check.log``.
+The exit status is 1 when any section failed, timed out or was skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SECTIONS = ("tests", "runs", "deepspeed", "inner")
+
+#: what each form runs; the CPU form is the same code on tiny shapes, sized for CI (~2 minutes)
+FORMS = {
+    "cuda": {
+        "run_model": "random:qwen2.5-0.5b",
+        "ds_model": "random:qwen2.5-0.5b",
+        "ds_cases": "grpo:zero2,grpo:zero3,rest-em:zero2,rest-em:zero3",
+        "inner_models": ["random:qwen2.5-0.5b", "random:qwen2.5-1.5b"],
+        # reference hyperparameters (10 epochs); 32 self-edits fill K = 32 once and K = 8 four
+        # times; the one-at-a-time paths are timed on 4 of them
+        "inner_args": ["--edits", "32", "--sequential-edits", "4"],
+        "caps": {"tests": 150, "runs": 120, "deepspeed": 150, "inner": 200},
+    },
+    "cpu": {
+        "run_model": "random:qwen2-tiny",
+        "ds_model": "tiny-random",
+        "ds_cases": "grpo:zero2,grpo:zero3",
+        "inner_models": ["random:qwen2-tiny"],
+        "inner_args": ["--edits", "32", "--sequential-edits", "2", "--epochs", "1", "--max-lines", "4",
+                       "--paths", "reference,lora,multi-lora-k8-fp32,multi-lora-k32-fp32"],
+        "caps": {"tests": 300, "runs": 200, "deepspeed": 200, "inner": 300},
+    },
+}
+#: packages the GPU image lacks or has at another version: carried as wheels, at this checkout's
+#: versions. Not huggingface-hub and tokenizers: the image's (1.33, 0.23) satisfy transformers, and
+#: a newer hub would pull packages the image lacks. regex and typing-extensions: transformers and
+#: pydantic check their minimum versions at import time.
+CARRIED = ["structlog", "trl", "transformers", "peft", "accelerate", "datasets", "dill", "multiprocess", "deepspeed",
+           "hjson", "pydantic", "pydantic-core", "annotated-types", "typing-inspection", "typing-extensions", "regex"]
+#: imported before any section runs, so that a broken environment costs seconds, not the lease
+PREFLIGHT = ["torch", "transformers", "peft", "trl", "accelerate", "datasets", "deepspeed", "structlog", "pluggy",
+             "seal_core.registry", "seal_plugins.multi_lora"]
+PIP_PLATFORM = ["--only-binary=:all:", "--python-version", "3.12", "--implementation", "cp",
+                *[a for tag in ("manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64",
+                                "manylinux2014_x86_64", "manylinux1_x86_64") for a in ("--platform", tag)]]
+
+
+# -- the bundle for the GPU machine ----------------------------------------------------------------
+
+
+def prepare(bundle: Path) -> None:
+    """Collect into ``bundle`` what the GPU machine needs and cannot download: wheels of
+    :data:`CARRIED` for CPython 3.12 at this environment's versions, the project's own wheel, and
+    the tokenizer cache (the random shapes use SmolLM2's tokenizer, converted from the 98 MB GGUF,
+    which is too big to carry)."""
+    from seal_core.models import ensure_tokenizer_cache
+
+    wheels = bundle / "wheels"
+    shutil.rmtree(wheels, ignore_errors=True)
+    wheels.mkdir(parents=True)
+    pip = [sys.executable, "-m", "pip", "-q"]
+    for name in CARRIED:
+        pin = f"{name}=={importlib.metadata.version(name)}"
+        got = subprocess.run([*pip, "download", "--no-deps", *PIP_PLATFORM, "-d", str(wheels), pin])
+        if got.returncode:  # no binary wheel on the index (DeepSpeed ships an sdist): build one
+            subprocess.run([*pip, "wheel", "--no-deps", "-w", str(wheels), pin], check=True,
+                           env={**os.environ, "DS_BUILD_OPS": "0"})
+    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(ROOT)], check=True)
+    cache = bundle / "cache"
+    shutil.rmtree(cache, ignore_errors=True)
+    tokenizer = ensure_tokenizer_cache()
+    shutil.copytree(tokenizer, cache / tokenizer.name)
+    size = sum(p.stat().st_size for p in bundle.rglob("*") if p.is_file()) / 2**20
+    print(f"{bundle}: {len(list(wheels.iterdir()))} wheels and the tokenizer, {size:.1f} MiB")
+
+
+# -- running a section -----------------------------------------------------------------------------
+
+
+class Runner:
+    """Runs the sections' processes under one deadline, appending their output to one log."""
+
+    def __init__(self, log: Path, deadline: float):
+        self.log, self.deadline = log, deadline
+
+    def left(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def run(self, label: str, cmd: list[str], cap: float, env: dict | None = None) -> dict:
+        limit = min(cap, self.left())
+        if limit < 10:
+            return {"status": "skipped", "why": "out of time (--deadline)"}
+        began = time.monotonic()
+        with self.log.open("a") as log:
+            log.write(f"\n===== {label}: {' '.join(cmd)} (limit {limit:.0f} s)\n")
+            log.flush()
+            try:
+                proc = subprocess.run(cmd, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=log,
+                                      stderr=subprocess.STDOUT, timeout=limit, text=True)
+                status = "ok" if proc.returncode == 0 else f"failed (exit {proc.returncode})"
+            except subprocess.TimeoutExpired:
+                status = f"timed out after {limit:.0f} s"
+            seconds = time.monotonic() - began
+            log.write(f"===== {label}: {status} in {seconds:.1f} s\n")
+        print(f"{label}: {status} in {seconds:.1f} s", flush=True)
+        return {"status": status, "seconds": round(seconds, 1)}
+
+
+def section_tests(runner: Runner, args, form: dict, work: Path) -> dict:
+    junit = work / "junit.xml"
+    result = runner.run("tests", [sys.executable, "-m", "pytest", "-m", "cuda", "tests/test_device.py", "-q",
+                                  "-p", "no:cacheprovider", f"--junitxml={junit}"], form["caps"]["tests"],
+                        env={"SEAL_TEST_DEVICE": args.device})
+    if junit.is_file():
+        cases = []
+        for case in ET.parse(junit).getroot().iter("testcase"):
+            outcome = "passed"
+            for tag in ("failure", "error", "skipped"):
+                found = case.find(tag)
+                if found is not None:
+                    outcome = {"failure": "failed", "error": "error", "skipped": "skipped"}[tag]
+                    cases.append({"name": case.get("name"), "outcome": outcome, "seconds": float(case.get("time", 0)),
+                                  "message": (found.get("message") or "")[:500]})
+                    break
+            else:
+                cases.append({"name": case.get("name"), "outcome": outcome, "seconds": float(case.get("time", 0))})
+        result["cases"] = cases
+        result["passed"] = sum(c["outcome"] == "passed" for c in cases)
+        if result["status"] == "ok" and result["passed"] == 0:
+            result["status"] = "failed (no test ran: every one was skipped)"
+    return result
+
+
+def section_runs(runner: Runner, args, form: dict, work: Path) -> dict:
+    out = {}
+    for algorithm in ("rest-em", "grpo"):
+        run_dir = work / f"run-{algorithm}"
+        sets = {"model.policy": form["run_model"], "model.device": args.device, "rounds": 1, "edits_per_task": 2,
+                "domain.train_limit": 2, "domain.eval_limit": 2, "generator.max_new_tokens": 48,
+                "inner.epochs": 2, "algorithm.name": algorithm, "checkpoint": "final"}
+        cmd = [sys.executable, "-m", "seal_core.cli", "run", "--run-dir", str(run_dir)]
+        for key, value in sets.items():
+            cmd += ["--set", f"{key}={value}"]
+        result = runner.run(f"runs/{algorithm}", cmd, form["caps"]["runs"] / 2)
+        metrics = run_dir / "metrics.jsonl"
+        rollouts = run_dir / "rollouts.jsonl"
+        result["metrics_lines"] = len(metrics.read_text().splitlines()) if metrics.is_file() else 0
+        result["rollouts"] = len(rollouts.read_text().splitlines()) if rollouts.is_file() else 0
+        result["checkpoint"] = any((run_dir / "checkpoints").glob("*")) if (run_dir / "checkpoints").is_dir() else False
+        if result["status"] == "ok" and (result["metrics_lines"] != 2 or result["rollouts"] != 4):
+            result["status"] = f"failed (expected 2 metrics lines and 4 rollouts, found {result['metrics_lines']} and {result['rollouts']})"
+        out[algorithm] = result
+    return out
+
+
+def section_deepspeed(runner: Runner, args, form: dict, work: Path) -> dict:
+    found = work / "deepspeed.json"
+    result = runner.run("deepspeed", [sys.executable, "tests/dist_update_check.py", str(found), "--device", args.device,
+                                      "--model", form["ds_model"], "--cases", form["ds_cases"]], form["caps"]["deepspeed"])
+    if found.is_file():
+        result["cases"] = json.loads(found.read_text())
+        bad = [case for case, r in result["cases"].items() if not r["finite"] or r["max_abs_change"] == 0]
+        if bad and result["status"] == "ok":
+            result["status"] = f"failed ({', '.join(bad)}: weights did not move or are not finite)"
+    return result
+
+
+def section_inner(runner: Runner, args, form: dict, work: Path) -> dict:
+    out = {}
+    for model in form["inner_models"]:
+        log_start = runner.log.stat().st_size if runner.log.exists() else 0
+        result = runner.run(f"inner/{model}", [sys.executable, "benchmarks/inner_loop.py", "--device", args.device,
+                                               "--model", model, "--data", "bundled", *form["inner_args"]],
+                            form["caps"]["inner"])
+        text = runner.log.read_text()[log_start:]
+        summary = [line for line in text.splitlines() if line.startswith("{") and '"seconds_per_edit"' in line]
+        if summary:
+            result["summary"] = json.loads(summary[-1])
+        elif result["status"] == "ok":
+            result["status"] = "failed (no summary line)"
+        out[model] = result
+    return out
+
+
+# -- report ----------------------------------------------------------------------------------------
+
+
+def environment(device: str) -> dict:
+    import torch
+
+    env = {"python": platform.python_version(), "torch": torch.__version__, "device": device,
+           "cpu": platform.processor() or platform.machine()}
+    for name in ("transformers", "peft", "trl", "accelerate", "deepspeed"):
+        try:
+            env[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            env[name] = None
+    try:
+        model_name = [l for l in Path("/proc/cpuinfo").read_text().splitlines() if l.startswith("model name")]
+        env["cpu"] = model_name[0].split(":", 1)[1].strip() if model_name else env["cpu"]
+    except OSError:
+        pass
+    if device.startswith("cuda") and torch.cuda.is_available():
+        props = torch.cuda.get_device_properties(0)
+        env.update(gpu=props.name, gpu_memory_gib=round(props.total_memory / 2**30, 1), cuda=torch.version.cuda,
+                   nccl=".".join(map(str, torch.cuda.nccl.version())))
+    return env
+
+
+def markdown(report: dict) -> str:
+    env = report["environment"]
+    lines = [f"# GPU check ({report['form']} form)", "",
+             f"{env.get('gpu') or env['cpu']}; torch {env['torch']}, CUDA {env.get('cuda')}, transformers "
+             f"{env['transformers']}, peft {env['peft']}, trl {env['trl']}, deepspeed {env['deepspeed']}; "
+             f"{report['seconds']:.0f} s in all.", "", "| section | status | seconds |", "| --- | --- | ---: |"]
+    for name, result in report["sections"].items():
+        for label, r in (result.items() if name in ("runs", "inner") and "status" not in result else [(None, result)]):
+            lines.append(f"| {name}{'/' + label if label else ''} | {r['status']} | {r.get('seconds', '')} |")
+    tests = report["sections"].get("tests", {})
+    if tests.get("cases"):
+        lines += ["", "## tests (`pytest -m cuda tests/test_device.py`)", "", "| test | outcome | seconds |",
+                  "| --- | --- | ---: |"]
+        lines += [f"| {c['name']} | {c['outcome']}{': ' + c['message'][:120] if c.get('message') else ''} | {c['seconds']:.1f} |"
+                  for c in tests["cases"]]
+    ds = report["sections"].get("deepspeed", {})
+    if ds.get("cases"):
+        lines += ["", "## DeepSpeed: the outer update, one rank, against the plain update", "",
+                  "| case | backend | max weight difference | max weight change | plain s | DeepSpeed s |",
+                  "| --- | --- | ---: | ---: | ---: | ---: |"]
+        lines += [f"| {c} | {r['backend']} | {r['max_abs_diff']:.2e} | {r['max_abs_change']:.2e} | "
+                  f"{r['plain_seconds']:.1f} | {r['deepspeed_seconds']:.1f} |" for c, r in ds["cases"].items()]
+    inner = report["sections"].get("inner", {})
+    rows = [(m, r["summary"]) for m, r in inner.items() if isinstance(r, dict) and r.get("summary")]
+    if rows:
+        lines += ["", "## inner loop (`benchmarks/inner_loop.py`, reference hyperparameters, bundled passages)", "",
+                  "| shape | path | self-edits | s/edit | train TFLOP/s | share of bf16 matmul peak | peak GPU GiB |",
+                  "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+        for model, s in rows:
+            share = s.get("train_share_of_bf16_peak", {})
+            for path, spe in s["seconds_per_edit"].items():
+                gpu = s["peak_gpu_gb"].get(path)
+                lines.append(f"| {model} | {path} | {s['edits'][path]} | {spe:.2f} | "
+                             f"{s['achieved_train_gflops'][path] / 1000:.2f} | "
+                             f"{f'{share[path]:.1%}' if path in share else ''} | {'' if gpu is None else f'{gpu:.1f}'} |")
+        for model, s in rows:
+            rates = ", ".join(f"{k} {v / 1000:.0f} TFLOP/s" for k, v in s["matmul_gflops"].items())
+            speed = ", ".join(f"{k} {s[k]:.2f}x" for k in ("speedup_k8_vs_reference", "speedup_k32_vs_reference",
+                                                           "speedup_k8_vs_lora") if s.get(k))
+            lines.append(f"\n{model} ({s['parameters'] / 1e9:.2f}B parameters, {s['dtype']}): matmul {rates}; {speed}.")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("command", nargs="?", choices=["check", "prepare"], default="check",
+                        help="check (default): run the sections; prepare: collect the bundle for the GPU machine")
+    parser.add_argument("--device", default="cuda", help="cuda (the real run) or cpu (the tiny CI form)")
+    parser.add_argument("--out", default="build/gpu-check", help="folder for gpu_check.json, .md and .log")
+    parser.add_argument("--only", help=f"comma-separated sections (default: all): {', '.join(SECTIONS)}")
+    parser.add_argument("--deadline", type=float, default=480, help="seconds for the whole check")
+    parser.add_argument("--bundle", default=str(ROOT / ".gpu"), help="prepare: where to collect (carry it)")
+    args = parser.parse_args()
+    if args.command == "prepare":
+        prepare(Path(args.bundle))
+        return
+    started = time.monotonic()
+    form_name = "cuda" if args.device.startswith("cuda") else "cpu"
+    form = FORMS[form_name]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    log = out / "gpu_check.log"
+    log.write_text("")
+    runner = Runner(log, started + args.deadline)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    wanted = args.only.split(",") if args.only else list(SECTIONS)
+    unknown = set(wanted) - set(SECTIONS)
+    if unknown:
+        parser.error(f"--only: unknown section(s) {', '.join(sorted(unknown))}; choose from {', '.join(SECTIONS)}")
+    preflight = subprocess.run([sys.executable, "-c", "import importlib, sys\nfor m in sys.argv[1:]: importlib.import_module(m)\n"
+                                "from seal_core.registry import Registry; Registry()", *PREFLIGHT],
+                               capture_output=True, text=True, cwd=ROOT)
+    if preflight.returncode:
+        log.write_text(preflight.stdout + preflight.stderr)
+        sys.exit(f"preflight: importing the project and its packages failed:\n{preflight.stderr[-3000:]}")
+    report = {"form": form_name, "environment": environment(args.device), "sections": {}}
+    functions = {"tests": section_tests, "runs": section_runs, "deepspeed": section_deepspeed, "inner": section_inner}
+    with tempfile.TemporaryDirectory(prefix="gpu-check-") as work:
+        for name in SECTIONS:
+            if name in wanted:
+                report["sections"][name] = functions[name](runner, args, form, Path(work))
+                report["seconds"] = time.monotonic() - started
+                (out / "gpu_check.json").write_text(json.dumps(report, indent=1))
+                (out / "gpu_check.md").write_text(markdown(report))
+    print((out / "gpu_check.md").read_text())
+    statuses = [r["status"] for s in report["sections"].values()
+                for r in (s.values() if "status" not in s else [s])]
+    sys.exit(0 if all(s == "ok" for s in statuses) else 1)
+
+
+if __name__ == "__main__":
+    main()
