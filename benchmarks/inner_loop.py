@@ -23,8 +23,9 @@ On CUDA the model is bf16 (``model.dtype=auto``) with fp32 adapters and optimize
 path included, and the default paths are ``reference``, ``lora``, ``multi-lora-k8-bf16`` and
 ``multi-lora-k32-bf16``; each path's peak GPU memory and its training TFLOP/s against the GPU's
 measured bf16 matmul rate are reported. ``--sequential-edits N`` times the one-at-a-time paths
-(``reference``, ``lora``) on the first N self-edits only (s/edit is per self-edit either way),
-so that K = 32 can be filled without paying 32 sequential runs.
+(``reference``, ``lora``) on the first N self-edits only, and ``--batches N`` each multi-lora path
+on its first N x K (s/edit is per self-edit either way), so that K = 32 can be filled without
+paying 32 sequential runs.
 
 Every path scores each adapted model with the ``qa`` evaluator (containment), the multi-lora paths
 with one routed generate call per batch. Each path runs in its own process, so its peak memory
@@ -195,8 +196,9 @@ def worker(path: str, args) -> dict:
 
     loaded = load_model(args.model, device=args.device)
     tasks, datas, seeds, source = workload(args)
-    if path in SEQUENTIAL and args.sequential_edits:
-        tasks, datas, seeds = tasks[:args.sequential_edits], datas[:args.sequential_edits], seeds[:args.sequential_edits]
+    keep = args.sequential_edits if path in SEQUENTIAL else int(path.split("-k")[1].split("-")[0]) * args.batches
+    if keep:
+        tasks, datas, seeds = tasks[:keep], datas[:keep], seeds[:keep]
     qa = QAEvaluator()
     cuda = loaded.device.type == "cuda"
     if cuda:
@@ -294,6 +296,8 @@ def main() -> None:
     parser.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda or cuda:N")
     parser.add_argument("--sequential-edits", type=int, default=0,
                         help="time reference and lora on the first N self-edits only (0: all --edits)")
+    parser.add_argument("--batches", type=int, default=0,
+                        help="time multi-lora with K adapters on the first N*K self-edits only (0: all --edits)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.quick:
@@ -320,7 +324,7 @@ def main() -> None:
     for path in args.paths.replace("FAST", args.fast).split(","):
         cmd = [sys.executable, __file__, "--worker", path, "--edits", str(args.edits), "--epochs", str(args.epochs),
                "--max-lines", str(args.max_lines), "--model", args.model, "--fast", args.fast, "--data", args.data,
-               "--device", args.device, "--sequential-edits", str(args.sequential_edits)]
+               "--device", args.device, "--sequential-edits", str(args.sequential_edits), "--batches", str(args.batches)]
         cmd += ["--profile"] if args.profile else []
         proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
         lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]

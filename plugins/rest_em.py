@@ -29,7 +29,7 @@ import structlog
 import torch
 
 from seal_core import LoadedModel, RLAlgorithm, Rollout, UpdateContext, hookimpl
-from seal_core.models import load_weights, plain_copy, plain_state_dict
+from seal_core.models import blank_model, load_weights, plain_copy, plain_state_dict
 from seal_core.prompting import format_prompt
 from seal_core.rl import TokenizedRollouts, aggregate, forward_completions, item_weight, minibatches
 from seal_core.zero import UpdateLoop
@@ -107,7 +107,6 @@ class RestEM(RLAlgorithm):
     def _sft_deepspeed(self, work: LoadedModel, kept: list[Rollout], context: UpdateContext) -> float:
         """The M-step data-parallel under DeepSpeed ZeRO; leaves the merged result in ``work``."""
         from peft import get_peft_model
-        from transformers import AutoModelForCausalLM
 
         opts = self.options
         data = TokenizedRollouts(work, kept, opts.max_length)  # format_prompt(prompt) -> edit + eos
@@ -128,7 +127,7 @@ class RestEM(RLAlgorithm):
         state = loop.state_dict()  # whole on every rank (gathered under ZeRO-3)
         loop.close()
         # a fresh copy takes the result: under ZeRO-3 the trained module holds only its shards
-        fresh = AutoModelForCausalLM.from_config(work.model.config, dtype=next(iter(state.values())).dtype)
+        fresh = blank_model(work.model.config, next(iter(state.values())).dtype, work.device)
         if opts.lora:
             fresh = get_peft_model(fresh, self._lora_config())
         unexpected = fresh.load_state_dict(state, strict=False).unexpected_keys

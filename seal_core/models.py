@@ -313,17 +313,27 @@ def plain_state_dict(model: Any) -> dict[str, torch.Tensor]:
     return out
 
 
+def blank_model(config: Any, dtype: torch.dtype, device: torch.device | str) -> Any:
+    """A model of ``config`` built on ``device`` without random initialisation, for a state dict
+    to fill. Initialising the weights that the state dict then overwrites cost ~30 s per update
+    for a 0.5B model on the GPU machine's CPU (measured on an H200 machine), longer than the
+    update itself; skipping the init also skips the weight tying, so it is redone here."""
+    from transformers import AutoModelForCausalLM
+    from transformers.initialization import no_init_weights
+
+    with no_init_weights(), torch.device(device):
+        model = AutoModelForCausalLM.from_config(config, dtype=dtype)
+    model.tie_weights()
+    return model
+
+
 def plain_copy(loaded: LoadedModel) -> LoadedModel:
     """A separate, trainable copy of ``loaded``'s base weights (adapters stripped)."""
-    from transformers import AutoModelForCausalLM
-
     model = loaded.model
-    dtype = next(model.parameters()).dtype
-    fresh = AutoModelForCausalLM.from_config(model.config, dtype=dtype)
+    fresh = blank_model(model.config, next(model.parameters()).dtype, loaded.device)
     missing, unexpected = fresh.load_state_dict(plain_state_dict(model), strict=False)
     if unexpected or [m for m in missing if m != "lm_head.weight"]:
         raise RuntimeError(f"plain_copy: state dicts differ: missing={missing} unexpected={unexpected}")
-    fresh.to(loaded.device)
     return LoadedModel(model=fresh, tokenizer=loaded.tokenizer, spec=loaded.spec)
 
 

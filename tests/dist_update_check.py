@@ -68,12 +68,12 @@ def main() -> None:
     args = parser.parse_args()
     distributed.init(args.device, single=args.device.startswith("cuda"))
     results = {}
+    start = {k: v.float().cpu() for k, v in load_model(args.model, device=args.device).model.state_dict().items()}
     with tempfile.TemporaryDirectory() as tmp:
         for case in args.cases.split(","):
             name, stage = case.split(":")
             plain, plain_s = updated(name, None, Path(tmp), args)
             sharded, sharded_s = updated(name, load_config(stage), Path(tmp), args)
-            start = {k: v.float().cpu() for k, v in load_model(args.model, device=args.device).model.state_dict().items()}
             results[f"{name}-{stage}"] = {
                 "max_abs_diff": max(float((plain[k] - sharded[k]).abs().max()) for k in plain),
                 "max_abs_change": max(float((plain[k] - start[k]).abs().max()) for k in plain),
@@ -82,9 +82,9 @@ def main() -> None:
                 "world_size": distributed.world_size(),
                 "backend": torch.distributed.get_backend() if torch.distributed.is_initialized() else None,
             }
-            del plain, sharded, start
-    if distributed.is_main():
-        Path(args.out).write_text(json.dumps(results, indent=1))
+            del plain, sharded
+            if distributed.is_main():  # after every case: a run stopped at a time limit keeps what it did
+                Path(args.out).write_text(json.dumps(results, indent=1))
     distributed.finish()
 
 
