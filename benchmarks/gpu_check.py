@@ -28,6 +28,7 @@ The exit status is 1 when any section failed, timed out or was skipped.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import importlib.metadata
 import json
 import os
@@ -54,16 +55,21 @@ FORMS = {
         # K = 32: 32), the one-at-a-time paths on 2 self-edits (measured: the reference pattern
         # takes 14 s per self-edit at 0.5B on an H200)
         "inner_args": ["--edits", "32", "--sequential-edits", "2", "--batches", "1"],
-        "caps": {"tests": 150, "runs": 240, "deepspeed": 90, "inner": 200},
+        # measured on an H200 (2026-11-27): tests 47 s; each one-round run ~55 s with its
+        # checkpoint; one 0.5B update ~26 s while its copy was initialised on the CPU (now
+        # built on the GPU); the inner loop's reference path ~40 s per shape
+        "caps": {"tests": 90, "runs": 200, "deepspeed": 100, "inner": 200},
+        "ds_floor": True,
     },
     "cpu": {
         "run_model": "random:qwen2-tiny",
         "ds_model": "tiny-random",
         "ds_cases": "grpo:zero2,grpo:zero3",
         "inner_models": ["random:qwen2-tiny"],
-        "inner_args": ["--edits", "32", "--sequential-edits", "2", "--batches", "1", "--epochs", "1", "--max-lines", "4",
+        "inner_args": ["--edits", "32", "--sequential-edits", "2", "--batches", "1", "--epochs", "1", "--max-lines", "4", "--warmup",
                        "--paths", "reference,lora,multi-lora-k8-fp32,multi-lora-k32-fp32"],
         "caps": {"tests": 300, "runs": 200, "deepspeed": 200, "inner": 300},
+        "ds_floor": True,
     },
 }
 #: packages the GPU image lacks or has at another version: carried as wheels, at this checkout's
@@ -82,6 +88,37 @@ PIP_PLATFORM = ["--only-binary=:all:", "--python-version", "3.12", "--implementa
 
 # -- the bundle for the GPU machine ----------------------------------------------------------------
 
+DIGEST_FILE = "source-digest"
+
+
+def source_digest() -> str:
+    """A hash of the project's installed sources (seal_core, plugins, domains): tells whether
+    the project wheel in a bundle was built from the working tree as it is now."""
+    digest = hashlib.sha256()
+    for top in ("seal_core", "plugins", "domains"):
+        for path in sorted((ROOT / top).rglob("*")):
+            if path.is_file() and path.suffix in (".py", ".json") and "__pycache__" not in path.parts:
+                digest.update(str(path.relative_to(ROOT)).encode())
+                digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def check_installed_project(bundle: Path) -> None:
+    """Refuse to run on a stale project wheel. On the GPU machine the project is installed from
+    the bundle's wheel, not from the working tree that travels with the call: a wheel built
+    before the last source change runs the old code (measured: a second GPU run timed out on a
+    fix that its stale wheel did not have)."""
+    import seal_core
+
+    if Path(seal_core.__file__).resolve().is_relative_to(ROOT):
+        return  # an editable install: the tree itself
+    recorded = bundle / DIGEST_FILE
+    found = recorded.read_text().strip() if recorded.is_file() else "none"
+    if found != source_digest():
+        sys.exit(f"The installed seal-framework ({Path(seal_core.__file__).parent}) was built from other sources "
+                 f"than this working tree (bundle digest {found}, tree {source_digest()}). Run `make gpu-bundle` "
+                 "again before carrying .gpu to the GPU machine.")
+
 
 def prepare(bundle: Path) -> None:
     """Collect into ``bundle`` what the GPU machine needs and cannot download: wheels of
@@ -96,11 +133,14 @@ def prepare(bundle: Path) -> None:
     pip = [sys.executable, "-m", "pip", "-q"]
     for name in CARRIED:
         pin = f"{name}=={importlib.metadata.version(name)}"
-        got = subprocess.run([*pip, "download", "--no-deps", *PIP_PLATFORM, "-d", str(wheels), pin])
+        got = subprocess.run([*pip, "download", "--no-deps", *PIP_PLATFORM, "-d", str(wheels), pin],
+                             capture_output=True, text=True)
         if got.returncode:  # no binary wheel on the index (DeepSpeed ships an sdist): build one
+            print(f"{pin}: no wheel for CPython 3.12 on the index; building one from the sdist")
             subprocess.run([*pip, "wheel", "--no-deps", "-w", str(wheels), pin], check=True,
                            env={**os.environ, "DS_BUILD_OPS": "0"})
     subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(ROOT)], check=True)
+    (bundle / DIGEST_FILE).write_text(source_digest() + "\n")
     cache = bundle / "cache"
     shutil.rmtree(cache, ignore_errors=True)
     tokenizer = ensure_tokenizer_cache()
@@ -196,7 +236,8 @@ def section_runs(runner: Runner, args, form: dict, work: Path) -> dict:
 def section_deepspeed(runner: Runner, args, form: dict, work: Path) -> dict:
     found = work / "deepspeed.json"
     result = runner.run("deepspeed", [sys.executable, "tests/dist_update_check.py", str(found), "--device", args.device,
-                                      "--model", form["ds_model"], "--cases", form["ds_cases"]], form["caps"]["deepspeed"])
+                                      "--model", form["ds_model"], "--cases", form["ds_cases"],
+                                      *(["--floor"] if form["ds_floor"] else [])], form["caps"]["deepspeed"])
     if found.is_file():
         result["cases"] = json.loads(found.read_text())
         bad = [case for case, r in result["cases"].items() if not r["finite"] or r["max_abs_change"] == 0]
@@ -265,9 +306,10 @@ def markdown(report: dict) -> str:
     ds = report["sections"].get("deepspeed", {})
     if ds.get("cases"):
         lines += ["", "## DeepSpeed: the outer update, one rank, against the plain update", "",
-                  "| case | backend | max weight difference | max weight change | plain s | DeepSpeed s |",
-                  "| --- | --- | ---: | ---: | ---: | ---: |"]
-        lines += [f"| {c} | {r['backend']} | {r['max_abs_diff']:.2e} | {r['max_abs_change']:.2e} | "
+                  "| case | backend | max weight difference | plain vs plain (noise floor) | max weight change | plain s | DeepSpeed s |",
+                  "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+        lines += [f"| {c} | {r['backend']} | {r['max_abs_diff']:.2e} | "
+                  f"{'' if r.get('plain_floor') is None else format(r['plain_floor'], '.2e')} | {r['max_abs_change']:.2e} | "
                   f"{r['plain_seconds']:.1f} | {r['deepspeed_seconds']:.1f} |" for c, r in ds["cases"].items()]
     inner = report["sections"].get("inner", {})
     rows = [(m, r["summary"]) for m, r in inner.items() if isinstance(r, dict) and r.get("summary")]
@@ -297,7 +339,7 @@ def main() -> None:
     parser.add_argument("--device", default="cuda", help="cuda (the real run) or cpu (the tiny CI form)")
     parser.add_argument("--out", default="build/gpu-check", help="folder for gpu_check.json, .md and .log")
     parser.add_argument("--only", help=f"comma-separated sections (default: all): {', '.join(SECTIONS)}")
-    parser.add_argument("--deadline", type=float, default=480, help="seconds for the whole check")
+    parser.add_argument("--deadline", type=float, default=560, help="seconds for the whole check (a GPU call may run 600)")
     parser.add_argument("--bundle", default=str(ROOT / ".gpu"), help="prepare: where to collect (carry it)")
     args = parser.parse_args()
     if args.command == "prepare":
@@ -319,6 +361,7 @@ def main() -> None:
     unknown = set(wanted) - set(SECTIONS)
     if unknown:
         parser.error(f"--only: unknown section(s) {', '.join(sorted(unknown))}; choose from {', '.join(SECTIONS)}")
+    check_installed_project(Path(args.bundle))
     preflight = subprocess.run([sys.executable, "-c", "import importlib, sys\nfor m in sys.argv[1:]: importlib.import_module(m)\n"
                                 "from seal_core.registry import Registry; Registry()", *PREFLIGHT],
                                capture_output=True, text=True, cwd=ROOT)

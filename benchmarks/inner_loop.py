@@ -187,6 +187,17 @@ def training_gflop(loaded, datas, args) -> float:
     return (4 * base + 6 * adapters) * tokens / 1e9
 
 
+def run_path(path: str, loaded, tasks, datas, seeds, args, qa):
+    """(scores, training seconds, scoring seconds) of one path on these self-edits."""
+    if path == "reference":
+        return run_reference(loaded, tasks, datas, seeds, args, qa)
+    if path == "lora":
+        return run_lora(loaded, tasks, datas, seeds, args, qa)
+    k, precision = path.removeprefix("multi-lora-k").split("-")
+    return run_multi(loaded, tasks, datas, seeds, args, qa, int(k), precision,
+                     profile=args.profile and path == f"multi-lora-k8-{args.fast}")
+
+
 def worker(path: str, args) -> dict:
     """Run one path in this process; returns its figures."""
     import torch
@@ -201,17 +212,15 @@ def worker(path: str, args) -> dict:
         tasks, datas, seeds = tasks[:keep], datas[:keep], seeds[:keep]
     qa = QAEvaluator()
     cuda = loaded.device.type == "cuda"
+    if cuda if args.warmup is None else args.warmup:
+        # untimed warm-up (one epoch of the first self-edit): CUDA's first calls (cuBLAS handles,
+        # kernel loading) cost seconds, which would land on the first timed self-edit only
+        warm = argparse.Namespace(**{**vars(args), "epochs": 1, "profile": False})
+        run_path(path, loaded, tasks[:1], datas[:1], seeds[:1], warm, qa)
     if cuda:
         torch.cuda.reset_peak_memory_stats(loaded.device)
     started = clock(loaded)
-    if path == "reference":
-        scores, train_s, score_s = run_reference(loaded, tasks, datas, seeds, args, qa)
-    elif path == "lora":
-        scores, train_s, score_s = run_lora(loaded, tasks, datas, seeds, args, qa)
-    else:
-        k, precision = path.removeprefix("multi-lora-k").split("-")
-        scores, train_s, score_s = run_multi(loaded, tasks, datas, seeds, args, qa, int(k), precision,
-                                             profile=args.profile and path == f"multi-lora-k8-{args.fast}")
+    scores, train_s, score_s = run_path(path, loaded, tasks, datas, seeds, args, qa)
     total = clock(loaded) - started
     gflop = training_gflop(loaded, datas, args)
     return {"path": path, "edits": len(tasks), "texts": sum(len(d) for d in datas), "source": source,
@@ -296,6 +305,8 @@ def main() -> None:
     parser.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda or cuda:N")
     parser.add_argument("--sequential-edits", type=int, default=0,
                         help="time reference and lora on the first N self-edits only (0: all --edits)")
+    parser.add_argument("--warmup", action=argparse.BooleanOptionalAction, default=None,
+                        help="an untimed epoch of one self-edit first (default: on CUDA only)")
     parser.add_argument("--batches", type=int, default=0,
                         help="time multi-lora with K adapters on the first N*K self-edits only (0: all --edits)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -325,6 +336,7 @@ def main() -> None:
         cmd = [sys.executable, __file__, "--worker", path, "--edits", str(args.edits), "--epochs", str(args.epochs),
                "--max-lines", str(args.max_lines), "--model", args.model, "--fast", args.fast, "--data", args.data,
                "--device", args.device, "--sequential-edits", str(args.sequential_edits), "--batches", str(args.batches)]
+        cmd += [] if args.warmup is None else ["--warmup" if args.warmup else "--no-warmup"]
         cmd += ["--profile"] if args.profile else []
         proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
         lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]

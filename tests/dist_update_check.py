@@ -65,6 +65,9 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="cpu (gloo) or cuda (NCCL)")
     parser.add_argument("--model", default="tiny-random")
     parser.add_argument("--cases", default=CASES, help="comma-separated ALGORITHM:CONFIG pairs")
+    parser.add_argument("--floor", action="store_true",
+                        help="run each plain update twice and report their difference: the noise floor "
+                             "(on CUDA some kernels, e.g. the embedding backward, add in varying order)")
     args = parser.parse_args()
     distributed.init(args.device, single=args.device.startswith("cuda"))
     results = {}
@@ -74,9 +77,15 @@ def main() -> None:
             name, stage = case.split(":")
             plain, plain_s = updated(name, None, Path(tmp), args)
             sharded, sharded_s = updated(name, load_config(stage), Path(tmp), args)
+            floor = None
+            if args.floor:
+                again, _ = updated(name, None, Path(tmp), args)
+                floor = max(float((plain[k] - again[k]).abs().max()) for k in plain)
+                del again
             results[f"{name}-{stage}"] = {
                 "max_abs_diff": max(float((plain[k] - sharded[k]).abs().max()) for k in plain),
                 "max_abs_change": max(float((plain[k] - start[k]).abs().max()) for k in plain),
+                "plain_floor": floor,
                 "finite": all(bool(torch.isfinite(v).all()) for v in sharded.values()),
                 "plain_seconds": plain_s, "deepspeed_seconds": sharded_s,
                 "world_size": distributed.world_size(),

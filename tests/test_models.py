@@ -229,3 +229,56 @@ def test_plain_state_dict_strips_lora(fresh_tiny, tiny, tiny_logits):
 def test_resolve_device_rejects_other_device_types(device):
     with pytest.raises(ConfigError, match="model.device"):
         resolve_device(device)
+
+
+# --- random:<shape>: real architectures' shapes, random weights ------------------------------
+
+
+def test_random_shapes_are_the_config_files():
+    from seal_core.models import random_shapes
+
+    assert {"qwen2.5-0.5b", "qwen2.5-1.5b", "qwen2.5-7b", "llama-3.2-1b", "qwen2-tiny"} <= set(random_shapes())
+
+
+def test_random_shape_unknown_name_lists_the_shapes():
+    from seal_core.models import check_spec
+
+    with pytest.raises(ConfigError, match=r"no shape 'qwen9'.*qwen2\.5-0\.5b"):
+        check_spec("random:qwen9", "model.policy")
+    with pytest.raises(ConfigError, match="no shape ''"):
+        check_spec("random:", "model.policy")
+    check_spec("random:qwen2.5-1.5b", "model.policy")  # validated without building anything
+
+
+@pytest.mark.parametrize("shape", ["qwen2.5-0.5b", "qwen2.5-1.5b", "qwen2.5-7b", "llama-3.2-1b"])
+def test_random_shape_configs_have_the_real_parameter_counts(shape):
+    """The shape files say what the real models have; counted on the meta device (no memory)."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from seal_core.models import shape_config
+
+    expected = {"qwen2.5-0.5b": 494_032_768, "qwen2.5-1.5b": 1_543_714_304, "qwen2.5-7b": 7_615_616_512,
+                "llama-3.2-1b": 1_235_814_400}[shape]
+    values = shape_config(f"random:{shape}")
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(AutoConfig.for_model(values.pop("model_type"), **values))
+    assert sum(p.numel() for p in model.parameters()) == expected
+
+
+def test_random_shape_is_seeded_and_keeps_its_vocabulary():
+    from seal_core.models import load_model
+
+    a, b = load_model("random:qwen2-tiny"), load_model("random:qwen2-tiny")
+    assert type(a.model).__name__ == "Qwen2ForCausalLM"
+    assert all(torch.equal(x, y) for x, y in zip(a.model.parameters(), b.model.parameters()))
+    assert a.model.config.vocab_size == 50000 > len(a.tokenizer)  # ids past the tokenizer decode to nothing
+    assert a.model.config.eos_token_id == a.tokenizer.eos_token_id
+
+
+def test_plain_copy_is_built_without_init_and_computes_the_same(fresh_tiny, tiny_logits):
+    from seal_core.models import plain_copy
+
+    copy = plain_copy(fresh_tiny)
+    assert copy.model is not fresh_tiny.model
+    assert copy.model.get_output_embeddings().weight is copy.model.get_input_embeddings().weight  # tied again
+    assert torch.equal(tiny_logits(copy), tiny_logits(fresh_tiny))

@@ -19,8 +19,8 @@ import torch
 from seal_core.models import plain_state_dict, weights_sha
 from seal_core.seeding import seed_all
 from seal_core.types import TaskInstance, TrainingExample, TrainingSet
-from seal_plugins.lora_updater import LoraOptions, LoraUpdater
-from seal_plugins.multi_lora import MultiLoraOptions, MultiLoraUpdater, StackedLoraLinear, peft_initial_a
+from seal_plugins.lora_updater import LoraOptions, LoraUpdater, peft_initial_a
+from seal_plugins.multi_lora import MultiLoraOptions, MultiLoraUpdater, StackedLoraLinear
 from seal_plugins.qa_evaluator import QAEvaluator
 
 TOLERANCE = 2e-3
