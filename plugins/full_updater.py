@@ -7,9 +7,9 @@ writes the snapshot back, so the student computes bit for bit what it did before
 :meth:`FullUpdater.merge` keeps the current weights instead: they become the new snapshot (what
 ``experiment=continual`` does after each step).
 
-The training loop is the ``lora`` updater's (batched texts, one AdamW loop, the self-edit's
-``learning_rate``/``epochs``/``max_steps``/``loss_on`` honoured, non-finite losses rejected);
-only which parameters train and how they are restored differ.
+The training loop is the one ``lora`` uses too (:class:`seal_core.inner.SequentialUpdater`: batched
+texts, one AdamW loop, the self-edit's ``learning_rate``/``epochs``/``max_steps``/``loss_on``
+honoured, non-finite losses rejected); only which parameters train and how they are restored differ.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from dataclasses import dataclass
 import torch
 
 from seal_core import hookimpl
+from seal_core.inner import AdapterRecord, SequentialUpdater, attach_record, find_record
 from seal_core.types import LoadedModel
-from seal_plugins.lora_updater import LoraUpdater
 
 
 @dataclass
@@ -42,29 +42,27 @@ class FullOptions:
                              "max_length >= 8; weight_decay >= 0)")
 
 
-class FullUpdater(LoraUpdater):
+class FullUpdater(SequentialUpdater):
     """θ' = θ fine-tuned on the texts (all parameters); :meth:`reset` restores θ exactly."""
 
     name = "full"
     Options = FullOptions
 
-    def _initial(self, student: LoadedModel) -> dict[str, torch.Tensor]:
-        """The snapshot of every parameter, taken on first use and kept on the model object."""
+    def trainable(self, student: LoadedModel) -> dict[str, torch.Tensor]:
+        """The snapshot of every parameter, taken on first use and kept in the model's record."""
         model = student.model
-        record = getattr(model, "_seal_full", None)
+        record = find_record(model, self.name, (), student.spec)
         if record is None:
-            if getattr(model, "_seal_lora", None) is not None:
-                raise RuntimeError(f"{student.spec} carries inner LoRA adapters; the full updater needs a plain model")
             for param in model.parameters():
                 param.requires_grad_(True)
-            record = {n: p.detach().clone() for n, p in model.named_parameters()}
-            model._seal_full = record
-        return record
+            record = attach_record(model, AdapterRecord(self.name, (), {n: p.detach().clone()
+                                                                        for n, p in model.named_parameters()}))
+        return record.state
 
     @torch.no_grad()
     def merge(self, student: LoadedModel) -> None:
         """Keep the adapted weights: they become what :meth:`reset` restores from now on."""
-        snapshot = self._initial(student)
+        snapshot = self.trainable(student)
         for name, param in student.model.named_parameters():
             snapshot[name].copy_(param)
 

@@ -39,7 +39,7 @@ import structlog
 
 from seal_core import Score, TaskInstance, hookimpl
 from seal_core.errors import ConfigError
-from seal_plugins.qa_evaluator import QAEvaluator, contains, token_f1
+from seal_core.qa import QAEvaluator, contains, token_f1
 
 log = structlog.get_logger(__name__)
 

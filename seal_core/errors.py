@@ -23,3 +23,7 @@ class EditRejected(Exception):
     Components raise it with the reason; the engine records reward 0 and the reason in the
     rollout and carries on with the next self-edit.
     """
+
+
+class NonFiniteLoss(EditRejected):
+    """Training on a self-edit produced a NaN or infinite loss."""

@@ -40,7 +40,8 @@ from seal_core.models import load_model, plain_state_dict
 from seal_core.seeding import seed_all
 from seal_core.types import TrainingSet
 from seal_plugins.lora_updater import LoraOptions, LoraUpdater
-from seal_plugins.multi_lora import MultiLoraOptions, MultiLoraUpdater, StackedLoraLinear
+from seal_core.inner import StackedLoraLinear
+from seal_plugins.multi_lora import MultiLoraOptions, MultiLoraUpdater
 
 DEVICE = os.environ.get("SEAL_TEST_DEVICE", "cuda")
 pytestmark = [
@@ -133,13 +134,13 @@ def test_bf16_base_keeps_fp32_adapters_and_optimizer_state(spec, monkeypatch):
             states.extend(t for s in self.state.values() for k, t in s.items() if k in ("exp_avg", "exp_avg_sq"))
             return result
 
-    class RecordingStacked(multi_lora._StackedAdamW):
+    class RecordingStacked(multi_lora.StackedAdamW):
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
             states.extend(self.m + self.v)
 
     monkeypatch.setattr(torch.optim, "AdamW", RecordingAdamW)
-    monkeypatch.setattr(multi_lora, "_StackedAdamW", RecordingStacked)
+    monkeypatch.setattr(multi_lora, "StackedAdamW", RecordingStacked)
     for updater in (LoraUpdater().configured(LoraOptions(**OPTIONS)),
                     MultiLoraUpdater().configured(MultiLoraOptions(**OPTIONS, max_adapters=2))):
         loaded = load(spec, "bfloat16")

@@ -10,7 +10,9 @@ import torch
 from seal_core.errors import EditRejected
 from seal_core.models import plain_state_dict, weights_sha
 from seal_core.seeding import seed_all
-from seal_plugins.lora_updater import LoraOptions, LoraUpdater, NonFiniteLoss, tokenize_texts
+from seal_core.errors import NonFiniteLoss
+from seal_core.inner import LoraOptions, record_of, tokenize_texts
+from seal_plugins.lora_updater import LoraUpdater
 
 TEXTS = [
     "The bell of Thrushby was cast in 1702 and is named Old Margery.",
@@ -51,7 +53,7 @@ def test_reset_restores_exact_logits(fresh_tiny, tiny_logits):
 def test_reset_restores_initial_adapter_values(fresh_tiny):
     up = updater()
     up.adapt(fresh_tiny, TEXTS)
-    initial = fresh_tiny.model._seal_lora[1]
+    initial = record_of(fresh_tiny.model).state
     trained = dict(fresh_tiny.model.named_parameters())
     assert any(not torch.equal(trained[n], initial[n]) for n in initial)
     up.reset(fresh_tiny)
@@ -239,7 +241,7 @@ def test_tokenize_texts_masks_padding(tiny):
 
 def test_completion_only_masks_prompt_tokens(tiny):
     from seal_core.types import TrainingExample
-    from seal_plugins.lora_updater import tokenize_examples
+    from seal_core.inner import tokenize_examples
 
     ex = [TrainingExample(prompt="Question: where?\n", completion="Answer: here")]
     full = tokenize_examples(tiny.tokenizer, ex, 64, torch.device("cpu"))
@@ -254,7 +256,7 @@ def test_training_set_overrides_learning_rate_and_epochs(fresh_tiny):
     from seal_core.types import TrainingSet
 
     up = updater(epochs=1, learning_rate=1e-3)
-    initial = up._initial(fresh_tiny)
+    initial = up.trainable(fresh_tiny)
 
     def distance_moved(data: TrainingSet) -> float:
         torch.manual_seed(0)  # the same shuffle order for every call

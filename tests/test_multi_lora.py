@@ -19,8 +19,10 @@ import torch
 from seal_core.models import plain_state_dict, weights_sha
 from seal_core.seeding import seed_all
 from seal_core.types import TaskInstance, TrainingExample, TrainingSet
-from seal_plugins.lora_updater import LoraOptions, LoraUpdater, peft_initial_a
-from seal_plugins.multi_lora import MultiLoraOptions, MultiLoraUpdater, StackedLoraLinear
+from seal_core.inner import LoraOptions, peft_initial_a, record_of
+from seal_plugins.lora_updater import LoraUpdater
+from seal_core.inner import StackedLoraLinear
+from seal_plugins.multi_lora import MultiLoraOptions, MultiLoraUpdater
 from seal_plugins.qa_evaluator import QAEvaluator
 
 TOLERANCE = 2e-3
@@ -82,7 +84,7 @@ def multi(k=8, **overrides) -> MultiLoraUpdater:
 def test_initial_values_are_lora_s(fresh_tiny):
     lora_initial = {}
     LoraUpdater().configured(LoraOptions(r=8)).adapt(fresh_tiny, [])
-    for name, value in fresh_tiny.model._seal_lora[1].items():
+    for name, value in record_of(fresh_tiny.model).state.items():
         if "lora_A" in name:
             lora_initial[name.removesuffix(".lora_A.seal_inner.weight").replace(".base_layer", "")] = value
     from seal_core.models import load_model

@@ -1,0 +1,31 @@
+"""The inner loop's machinery, shared by the updater plugins (``lora``, ``full``, ``multi-lora``)
+and open to third-party ones. Each module has one job:
+
+- :mod:`~seal_core.inner.options`: :class:`LoraOptions`, the options every LoRA updater shares;
+- :mod:`~seal_core.inner.batching`: tokenization and the per-step plan of a training set;
+- :mod:`~seal_core.inner.record`: the one record of an updater's state on the model;
+- :mod:`~seal_core.inner.peft_lora`: peft LoRA injection and its initial values;
+- :mod:`~seal_core.inner.sequential`: the one-self-edit-at-a-time AdamW loop;
+- :mod:`~seal_core.inner.stacked`: K stacked LoRA adapters per layer and their routing;
+- :mod:`~seal_core.inner.packing`: packed batches and row-by-row attention;
+- :mod:`~seal_core.inner.loss`: chunked output layer and cross-entropy;
+- :mod:`~seal_core.inner.optim`: AdamW over stacked adapters.
+"""
+
+from seal_core.errors import NonFiniteLoss
+from seal_core.inner.batching import step_batches, tokenize_examples, tokenize_texts, warn_if_truncated
+from seal_core.inner.loss import LinearCrossEntropy
+from seal_core.inner.optim import StackedAdamW
+from seal_core.inner.options import LoraOptions
+from seal_core.inner.packing import PACKED_ATTENTION, pack_rows, packed_lengths
+from seal_core.inner.peft_lora import ADAPTER, enable_adapters, inject_lora, peft_initial_a
+from seal_core.inner.record import AdapterRecord, attach_record, find_record, record_of
+from seal_core.inner.sequential import SequentialUpdater
+from seal_core.inner.stacked import Routing, RoutedLora, StackedLoraLinear, runs
+
+__all__ = [
+    "ADAPTER", "AdapterRecord", "LinearCrossEntropy", "LoraOptions", "NonFiniteLoss", "PACKED_ATTENTION", "RoutedLora",
+    "Routing", "SequentialUpdater", "StackedAdamW", "StackedLoraLinear", "attach_record", "enable_adapters",
+    "find_record", "inject_lora", "pack_rows", "packed_lengths", "peft_initial_a", "record_of", "runs",
+    "step_batches", "tokenize_examples", "tokenize_texts", "warn_if_truncated",
+]

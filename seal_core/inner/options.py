@@ -1,0 +1,36 @@
+"""The options every LoRA inner updater shares (``lora``, ``multi-lora`` and third-party ones)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class LoraOptions:
+    r: int = 32  # LoRA rank (the paper: 32)
+    alpha: float = 64.0  # scaling numerator: the update is (alpha / r) * B @ A (the paper: 64)
+    dropout: float = 0.0  # dropout on the adapter input; 0 keeps training deterministic
+    learning_rate: float = 1e-3  # AdamW (the paper: 1e-3)
+    epochs: int = 10  # passes over the edit's texts (the paper: 10)
+    batch_size: int = 8  # texts per optimizer step (the reference code uses 1)
+    max_length: int = 256  # tokens per training text; longer texts are truncated
+    weight_decay: float = 0.0
+    target_modules: list[str] = field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    )
+    autocast_bf16: bool = False  # bf16 autocast for the base matmuls (fast on AMX CPUs and GPUs)
+
+    def __post_init__(self) -> None:
+        checks = {
+            "r": self.r >= 1,
+            "alpha": self.alpha > 0,
+            "dropout": 0 <= self.dropout < 1,
+            "learning_rate": self.learning_rate > 0,
+            "epochs": self.epochs >= 1,
+            "batch_size": self.batch_size >= 1,
+            "max_length": self.max_length >= 8,
+            "target_modules": bool(self.target_modules),
+        }
+        bad = [k for k, ok in checks.items() if not ok]
+        if bad:
+            raise ValueError(f"{', '.join(bad)} out of range (r, epochs, batch_size >= 1; alpha, learning_rate > 0; 0 <= dropout < 1; max_length >= 8)")

@@ -1,0 +1,80 @@
+"""The one-self-edit-at-a-time training loop that ``lora`` and ``full`` share.
+
+A :class:`SequentialUpdater` trains some of the student's parameters with AdamW on one self-edit's
+training set: the steps of :func:`seal_core.inner.batching.step_batches`, each a right-padded
+batch of the set's examples, the loss on completions only where the set asks for it, the set's
+own learning rate, epochs and step cap honoured, a non-finite loss rejected. A subclass says which
+parameters train (:meth:`SequentialUpdater.trainable`, which also keeps their initial values in
+the model's :class:`~seal_core.inner.record.AdapterRecord`) and may switch its adapters on and off.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from abc import abstractmethod
+
+import torch
+
+from seal_core.components import InnerUpdater
+from seal_core.errors import NonFiniteLoss
+from seal_core.inner.batching import step_batches, tokenize_examples, warn_if_truncated
+from seal_core.types import LoadedModel, TrainingSet
+
+
+class SequentialUpdater(InnerUpdater):
+    """θ' = θ trained on one self-edit's texts; :meth:`reset` writes the initial values back.
+
+    Its ``Options`` need ``learning_rate``, ``epochs``, ``batch_size``, ``max_length``,
+    ``weight_decay`` and ``autocast_bf16``.
+    """
+
+    @abstractmethod
+    def trainable(self, student: LoadedModel) -> dict[str, torch.Tensor]:
+        """Prepare ``student`` on first use (inject adapters, unfreeze weights) and return the
+        initial values of the parameters that train, by name; later calls return the same."""
+
+    def switch(self, student: LoadedModel, on: bool) -> None:
+        """Turn the updater's additions on before training, off after :meth:`reset` (default: none)."""
+
+    def adapt(self, student: LoadedModel, data: TrainingSet | list[str]) -> LoadedModel:
+        opts = self.options
+        data = TrainingSet.coerce(data)
+        names = self.trainable(student)
+        if not data:
+            return student
+        examples = data.examples
+        warn_if_truncated(student.tokenizer, data.texts, opts.max_length)
+        model = student.model
+        self.switch(student, True)
+        params = [p for n, p in model.named_parameters() if n in names]
+        # the fused kernel: one pass over the tensors (~3x faster than the default per-tensor
+        # loop on CPU), and the same arithmetic multi-lora runs per adapter
+        optimizer = torch.optim.AdamW(params, lr=data.learning_rate or opts.learning_rate,
+                                      weight_decay=opts.weight_decay, fused=True)
+        device = student.device
+        autocast = (torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+                    if opts.autocast_bf16 else contextlib.nullcontext())
+        model.train()
+        try:
+            for indices in step_batches(data, opts):
+                batch = tokenize_examples(student.tokenizer, [examples[i] for i in indices],
+                                          opts.max_length, device, completion_only=data.loss_on == "completion")
+                with autocast:
+                    loss = model(**batch).loss
+                if not math.isfinite(loss.item()):
+                    raise NonFiniteLoss(f"inner-loop loss became {loss.item()}")
+                loss.backward()
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+        finally:
+            model.eval()
+        return student
+
+    @torch.no_grad()
+    def reset(self, student: LoadedModel) -> None:
+        initial = self.trainable(student)
+        for name, param in student.model.named_parameters():
+            if name in initial:
+                param.copy_(initial[name])
+        self.switch(student, False)
