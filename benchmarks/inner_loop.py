@@ -203,7 +203,7 @@ def worker(path: str, args) -> dict:
     import torch
 
     from seal_core.models import load_model
-    from seal_plugins.qa_evaluator import QAEvaluator
+    from seal_core.qa import QAEvaluator
 
     loaded = load_model(args.model, device=args.device)
     tasks, datas, seeds, source = workload(args)

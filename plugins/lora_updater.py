@@ -19,7 +19,6 @@ import structlog
 import torch
 
 from seal_core import hookimpl
-from seal_core.errors import NonFiniteLoss  # noqa: F401  (re-exported: the error this updater raises)
 from seal_core.inner import (ADAPTER, AdapterRecord, LoraOptions, SequentialUpdater, attach_record, enable_adapters,
                              find_record, inject_lora)
 from seal_core.types import LoadedModel

@@ -34,20 +34,17 @@ import torch
 
 from seal_core import LoadedModel, RLAlgorithm, Rollout, UpdateContext, hookimpl
 from seal_core.models import load_weights
+from seal_core.logprobs import TokenizedRollouts, forward_completions, old_logprobs, pad_rows
 from seal_core.rl import (
-    TokenizedRollouts,
     UpdateLoop,
     check_update_options,
     clipped_policy_loss,
     clipped_value_loss,
-    forward_completions,
     gae,
     item_weight,
     masked_mean,
     masked_whiten,
     minibatches,
-    old_logprobs,
-    pad_rows,
     reference_logprobs,
     trainable_copy,
 )

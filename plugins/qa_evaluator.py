@@ -7,7 +7,7 @@ builds on it); this plugin registers it.
 from __future__ import annotations
 
 from seal_core import hookimpl
-from seal_core.qa import QAEvaluator, QAOptions, contains, normalize_answer, token_f1  # noqa: F401  (the public names)
+from seal_core.qa import QAEvaluator
 
 
 @hookimpl

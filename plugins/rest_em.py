@@ -31,7 +31,8 @@ import torch
 from seal_core import LoadedModel, RLAlgorithm, Rollout, UpdateContext, hookimpl
 from seal_core.models import blank_model, load_weights, plain_copy, plain_state_dict
 from seal_core.prompting import format_prompt
-from seal_core.rl import TokenizedRollouts, aggregate, forward_completions, item_weight, minibatches
+from seal_core.logprobs import TokenizedRollouts, forward_completions
+from seal_core.rl import aggregate, item_weight, minibatches
 from seal_core.zero import UpdateLoop
 
 log = structlog.get_logger(__name__)

@@ -260,7 +260,7 @@ class Engine:
         that declare ``needs_logprobs`` (the "old" policy of a clipped-ratio update)."""
         if not getattr(self.algorithm, "needs_logprobs", False):
             return {}
-        from seal_core.rl import completion_logprobs
+        from seal_core.logprobs import completion_logprobs
 
         out = {}
         gen = roles.generator

@@ -9,25 +9,18 @@ A broken plugin stops the run before any model loads, with one paragraph naming 
 problem and the fix: a hook implementation whose name is no hook, a component of the wrong kind
 or missing part of its contract, a hook that raises.
 
-``SEAL_TRACE_HOOKS=1`` logs every hook call (the hook, the plugins that implement it, the
-arguments, the time it took) as a ``hook call`` event of logger ``seal.trace`` through structlog,
-so during a run the calls land in the run's ``log.jsonl`` too.
+``SEAL_TRACE_HOOKS=1`` logs every hook call (:mod:`seal_core.hook_trace`).
 """
 
 from __future__ import annotations
 
 import difflib
-import hashlib
 import importlib
 import importlib.metadata
 import importlib.util
 import inspect
-import os
-import sys
-import time
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import pluggy
 
@@ -41,9 +34,10 @@ from seal_core.components import (
     Setup,
 )
 from seal_core.errors import PluginError, SealError
+from seal_core.hook_trace import HookTracer, trace_requested
+from seal_core.plugin_import import Origin, import_plugin
 
 ENTRY_POINT_GROUP = "seal"
-TRACE_ENV = "SEAL_TRACE_HOOKS"
 
 
 @dataclass(frozen=True)
@@ -82,16 +76,6 @@ def hook_names() -> list[str]:
 
 
 @dataclass(frozen=True)
-class Origin:
-    """Where a plugin came from: an installed distribution (entry point) and/or a file."""
-
-    source: str  # "distribution==version", else the file (or module name) of the plugin
-    distribution: str | None = None
-    version: str | None = None
-    file: str | None = None
-
-
-@dataclass(frozen=True)
 class Registered:
     """A component with the kind it was registered as and the plugin that registered it."""
 
@@ -123,49 +107,6 @@ def new_plugin_manager() -> pluggy.PluginManager:
     return pm
 
 
-def trace_requested() -> bool:
-    """Whether ``SEAL_TRACE_HOOKS`` asks for hook tracing (1, true, yes, on)."""
-    return os.environ.get(TRACE_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
-
-
-def _import_extra(spec: str) -> tuple[str, Any, Origin]:
-    """Import a ``--plugins`` value: a ``.py`` path or a module name. Returns (name, module, origin)."""
-    path = Path(spec)
-    try:
-        if spec.endswith(".py") or path.suffix == ".py":
-            if not path.is_file():
-                raise PluginError(
-                    f"Plugin file '{spec}' does not exist. Pass an existing .py file or an "
-                    "importable module name to --plugins."
-                )
-            resolved = path.resolve()
-            digest = hashlib.sha256(str(resolved).encode()).hexdigest()[:8]
-            mod_name = f"seal_extra_plugin_{path.stem}_{digest}"
-            module_spec = importlib.util.spec_from_file_location(mod_name, path)
-            module = importlib.util.module_from_spec(module_spec)
-            sys.modules[mod_name] = module
-            try:
-                module_spec.loader.exec_module(module)
-            except BaseException:
-                del sys.modules[mod_name]
-                raise
-            return path.stem, module, Origin(str(resolved), file=str(resolved))
-        module = importlib.import_module(spec)
-        file = getattr(module, "__file__", None)
-        return spec, module, Origin(file or spec, file=file)
-    except PluginError:
-        raise
-    except ModuleNotFoundError as exc:
-        if exc.name and (spec == exc.name or spec.startswith(exc.name + ".")):
-            raise PluginError(
-                f"Plugin '{spec}' is not an importable module (and not a .py file). Check the "
-                "name, install the plugin's distribution, or pass the path of its .py file."
-            ) from exc
-        raise PluginError(f"Plugin '{spec}' raised on import: {exc!r}. Fix the plugin.") from exc
-    except Exception as exc:  # a plugin's own bug: name it, do not start the run
-        raise PluginError(f"Plugin '{spec}' raised on import: {exc!r}. Fix the plugin.") from exc
-
-
 def _describe(component: Any, noun: bool = False) -> str:
     """``'name' (class X)`` for messages, without calling the component's own ``repr``.
 
@@ -188,16 +129,6 @@ def _short(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _trace_value(value: Any) -> Any:
-    """A hook argument as the trace shows it: numbers as they are, the rest as a short text."""
-    if value is None or isinstance(value, (bool, int, float)):
-        return value
-    if isinstance(value, (str, Path)):
-        text = str(value)
-        return text if len(text) <= 80 else text[:77] + "..."
-    return _short(value)
-
-
 class _Register:
     """The ``register`` callback handed to one plugin's component hook."""
 
@@ -211,33 +142,6 @@ class _Register:
         return f"<register {self._kind.name} for plugin {self._plugin!r}>"
 
 
-class _HookTracer:
-    """pluggy hook-call monitoring that logs one ``hook call`` event per call, when it returns."""
-
-    def __init__(self) -> None:
-        import structlog
-
-        self.log = structlog.get_logger("seal.trace")
-        self._started: list[float] = []
-
-    def before(self, hook: str, impls: Sequence[pluggy.HookImpl], kwargs: Mapping[str, Any]) -> None:
-        self._started.append(time.perf_counter())
-
-    def after(self, outcome: pluggy.Result, hook: str, impls: Sequence[pluggy.HookImpl],
-              kwargs: Mapping[str, Any]) -> None:
-        seconds = time.perf_counter() - self._started.pop()
-        fields: dict[str, Any] = {
-            "logger": "seal.trace",
-            "hook": hook,
-            "plugins": [impl.plugin_name for impl in reversed(impls)],  # in call order
-            "args": {k: _trace_value(v) for k, v in kwargs.items()},
-            "seconds": round(seconds, 6),
-        }
-        if outcome.exception is not None:
-            fields["error"] = repr(outcome.exception)
-        self.log.info("hook call", **fields)
-
-
 class Registry:
     """All plugins and the components they registered, by kind and name.
 
@@ -249,12 +153,12 @@ class Registry:
         self.pm = new_plugin_manager()
         self._origins: dict[str, Origin] = {}
         if trace_requested() if trace is None else trace:
-            tracer = _HookTracer()
+            tracer = HookTracer()
             self.pm.add_hookcall_monitoring(tracer.before, tracer.after)
         if entry_points:
             self._load_entry_points()
         for spec in extra_plugins:
-            name, module, origin = _import_extra(spec)
+            name, module, origin = import_plugin(spec)
             self._register_plugin(module, name, origin)
         self._check_pending()
         self.components: dict[str, dict[str, Registered]] = {k: {} for k in KINDS}

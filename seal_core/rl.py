@@ -3,7 +3,7 @@
 An algorithm plugin (``grpo``, ``rloo``, ``ppo`` or yours) builds on these, so the algorithms
 differ only in how they turn scored rollouts into a gradient, never in how they score tokens:
 
-- :func:`completion_logprobs`: per-token log-probs of each self-edit given its edit prompt (the
+- :mod:`seal_core.logprobs`: per-token log-probs of each self-edit given its edit prompt (the
   engine stores them with the rollouts as the "old" policy's; algorithms compute the new ones);
 - ``ADVANTAGE_ESTIMATORS``: one advantage per rollout from the rewards of its group (the ``k``
   self-edits of one task in one round); add one with :func:`register_advantage_estimator`;
@@ -19,7 +19,6 @@ The tests in ``tests/test_rl_math.py`` check every formula here against hand-com
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -28,8 +27,8 @@ import structlog
 import torch
 
 from seal_core.components import RLAlgorithm, UpdateContext
+from seal_core.logprobs import TokenizedRollouts, forward_completions, old_logprobs, pad_rows, rollout_logprobs
 from seal_core.models import load_weights, plain_copy
-from seal_core.prompting import format_prompt
 from seal_core.types import LoadedModel, Rollout
 from seal_core.zero import UpdateLoop, optimizer_step  # noqa: F401  (optimizer_step: public here since before)
 
@@ -81,174 +80,13 @@ def aggregate(loss: Tensor, mask: Tensor, agg: str) -> Tensor:
     raise ValueError(f"loss_agg must be one of {', '.join(LOSS_AGGS)}, got {agg!r}")
 
 
-def item_weight(data: "TokenizedRollouts", agg: str) -> Callable[[int], float]:
+def item_weight(data: TokenizedRollouts, agg: str) -> Callable[[int], float]:
     """How much rollout ``i`` weighs in a minibatch's loss reduced with ``agg``: its completion
     tokens for ``token-mean``, 1 for the per-sequence means (for splitting a minibatch across
     ranks, :meth:`seal_core.zero.UpdateLoop.share`)."""
     if agg == "token-mean":
         return lambda i: float(data.n_tokens(i))
     return lambda i: 1.0
-
-
-# ---------------------------------------------------------------------------------------------
-# log-probabilities of completions
-# ---------------------------------------------------------------------------------------------
-
-
-@dataclass
-class CompletionBatch:
-    """Prompts and completions as one batch: prompts left-padded, completions right-padded, so
-    every completion starts at the same column and the model computes logits for those only."""
-
-    input_ids: Tensor  # (B, L) padding, prompt ids | completion ids, eos, padding
-    attention_mask: Tensor  # (B, L)
-    position_ids: Tensor  # (B, L) positions as if unpadded (the same numbers as generation)
-    targets: Tensor  # (B, T) the completion token ids (0 under padding); L = P + T
-    mask: Tensor  # (B, T) float: 1 for a completion token, 0 for padding
-
-
-def tokenize_pairs(tokenizer: Any, prompts: Sequence[str], completions: Sequence[str],
-                   max_length: int = 1024) -> list[tuple[list[int], list[int]]]:
-    """(prompt ids, completion ids + eos) per pair; the prompt formatted as the generator saw it.
-
-    Prompt and completion are tokenised separately, as generation produced them: one tokenizer
-    call on the joined text could merge tokens across the boundary. A pair longer than
-    ``max_length`` loses the end of its completion (eos first).
-    """
-    if len(prompts) != len(completions):
-        raise ValueError(f"{len(prompts)} prompts but {len(completions)} completions")
-    eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
-    pairs = []
-    for prompt, completion in zip(prompts, completions):
-        p = tokenizer(format_prompt(tokenizer, prompt), add_special_tokens=False)["input_ids"]
-        if not p:
-            raise ValueError(f"prompt {prompt!r} has no tokens: nothing predicts the completion's first token")
-        c = tokenizer(completion, add_special_tokens=False)["input_ids"] + eos
-        pairs.append((p, c[: max(0, max_length - len(p))]))
-    return pairs
-
-
-def collate(pairs: Sequence[tuple[list[int], list[int]]], pad_id: int, device: Any = "cpu") -> CompletionBatch:
-    """Left-pad the prompts to the longest (P), right-pad the completions to the longest (T)."""
-    P = max(len(p) for p, _ in pairs)
-    T = max(1, max(len(c) for _, c in pairs))
-    B = len(pairs)
-    input_ids = torch.full((B, P + T), pad_id, dtype=torch.long)
-    attention = torch.zeros((B, P + T), dtype=torch.long)
-    targets = torch.zeros((B, T), dtype=torch.long)
-    mask = torch.zeros((B, T))
-    for b, (p, c) in enumerate(pairs):
-        input_ids[b, P - len(p): P + len(c)] = torch.tensor(p + c, dtype=torch.long)
-        attention[b, P - len(p): P + len(c)] = 1
-        targets[b, : len(c)] = torch.tensor(c, dtype=torch.long)
-        mask[b, : len(c)] = 1.0
-    position_ids = (attention.cumsum(-1) - 1).clamp_min(0)  # (B, L)
-    return CompletionBatch(*(t.to(device) for t in (input_ids, attention, position_ids, targets, mask)))
-
-
-def _keeps_logits(model: Any) -> bool:
-    model = getattr(model, "module", model)  # a DeepSpeed engine forwards to its module
-    try:
-        return "logits_to_keep" in inspect.signature(model.forward).parameters
-    except (TypeError, ValueError):
-        return False
-
-
-def forward_completions(model: Any, batch: CompletionBatch, *, hidden: bool = False) -> tuple[Tensor, Tensor | None]:
-    """Log-probs (B, T) of the completion tokens (0 under padding) and, with ``hidden``, the last
-    hidden state (B, T, H) at the position that predicts each of them (what a value head reads).
-
-    Gradients flow unless the caller uses ``torch.no_grad()``. The model computes logits for the
-    last T + 1 positions only (``logits_to_keep``, where the model supports it), never for the
-    prompt, and log-softmax runs on them in float32.
-    """
-    T = batch.targets.shape[1]
-    kwargs = {"logits_to_keep": T + 1} if _keeps_logits(model) else {}
-    out = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, position_ids=batch.position_ids,
-                output_hidden_states=hidden, **kwargs)
-    logits = out.logits[:, -(T + 1):-1].float()  # (B, T, V): position P - 1 + t predicts token t
-    logp = torch.log_softmax(logits, dim=-1).gather(-1, batch.targets[..., None]).squeeze(-1)  # (B, T)
-    states = out.hidden_states[-1][:, -(T + 1):-1] if hidden else None  # (B, T, H)
-    return logp * batch.mask, states
-
-
-def completion_logprobs(model: Any, tokenizer: Any, prompts: list[str], completions: list[str], *,
-                        max_length: int = 1024) -> tuple[Tensor, Tensor]:
-    """Per-token log-probs (B, T) of each completion (and the eos after it) given its edit prompt,
-    and the float mask (B, T) of real completion tokens.
-
-    ``prompts`` are raw edit prompts: they are formatted with
-    :func:`seal_core.prompting.format_prompt`, as the generator formats them. Call under
-    ``torch.no_grad()`` unless you want gradients. The log-probs of rollout ``i`` as
-    :class:`seal_core.Rollout` stores them: ``[lp for lp, m in zip(logp[i], mask[i]) if m]``.
-    """
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    device = next(model.parameters()).device
-    batch = collate(tokenize_pairs(tokenizer, prompts, completions, max_length), pad, device)
-    logp, _ = forward_completions(model, batch)
-    return logp, batch.mask
-
-
-def pad_rows(rows: Sequence[Tensor], T: int) -> Tensor:
-    """1-D tensors of up to ``T`` values as one (B, T) tensor, zero-padded on the right."""
-    out = torch.zeros((len(rows), T), dtype=torch.float32, device=rows[0].device if rows else "cpu")
-    for b, row in enumerate(rows):
-        out[b, : len(row)] = row
-    return out
-
-
-class TokenizedRollouts:
-    """A round's rollouts tokenised once; :meth:`batch` collates any subset of them."""
-
-    def __init__(self, loaded: LoadedModel, rollouts: Sequence[Rollout], max_length: int):
-        self.rollouts = list(rollouts)
-        self.pairs = tokenize_pairs(loaded.tokenizer, [r.prompt for r in rollouts], [r.edit for r in rollouts], max_length)
-        tok = loaded.tokenizer
-        self.pad_id = tok.pad_token_id if tok.pad_token_id is not None else 0
-        self.device = loaded.device
-
-    def __len__(self) -> int:
-        return len(self.pairs)
-
-    def batch(self, idx: Sequence[int]) -> CompletionBatch:
-        return collate([self.pairs[i] for i in idx], self.pad_id, self.device)
-
-    def n_tokens(self, i: int) -> int:
-        return len(self.pairs[i][1])
-
-
-@torch.no_grad()
-def rollout_logprobs(model: Any, data: TokenizedRollouts, idx: Sequence[int], batch_size: int) -> list[Tensor]:
-    """Per-token log-probs of rollouts ``idx`` under ``model``, one 1-D tensor each (no grad)."""
-    out: list[Tensor] = []
-    for start in range(0, len(idx), batch_size):
-        chunk = list(idx[start:start + batch_size])
-        batch = data.batch(chunk)
-        logp, _ = forward_completions(model, batch)
-        out += [logp[b, : data.n_tokens(i)] for b, i in enumerate(chunk)]
-    return out
-
-
-def old_logprobs(model: Any, data: TokenizedRollouts, batch_size: int,
-                 computed: Sequence[Tensor] | None = None) -> list[Tensor]:
-    """The log-probs each rollout was sampled with: stored ones where their length fits, the
-    current ``model``'s otherwise (call before the first update step, so that model is the
-    policy that wrote them; pass ``computed`` if you already have them). A stored list of the
-    wrong length is recomputed with a warning."""
-    found: list[Tensor | None] = []
-    for i, r in enumerate(data.rollouts):
-        if r.logprobs is not None and len(r.logprobs) != data.n_tokens(i):
-            log.warning("stored logprobs do not match the completion's tokens; recomputing",
-                        task_id=r.task_id, edit_index=r.edit_index, stored=len(r.logprobs),
-                        tokens=data.n_tokens(i))
-            found.append(None)
-        else:
-            found.append(None if r.logprobs is None else torch.tensor(r.logprobs, dtype=torch.float32, device=data.device))
-    missing = [i for i, lp in enumerate(found) if lp is None]
-    fresh = [computed[i] for i in missing] if computed is not None else rollout_logprobs(model, data, missing, batch_size)
-    for i, lp in zip(missing, fresh):
-        found[i] = lp
-    return found  # type: ignore[return-value]
 
 
 # ---------------------------------------------------------------------------------------------

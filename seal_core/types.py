@@ -112,7 +112,7 @@ class Rollout:
     reward: float
     details: dict[str, Any] = field(default_factory=dict)
     #: per-token log-probabilities of ``edit`` under the policy that wrote it, computed with
-    #: :func:`seal_core.rl.completion_logprobs`; filled in when the algorithm asks for them
+    #: :func:`seal_core.logprobs.completion_logprobs`; filled in when the algorithm asks for them
     logprobs: list[float] | None = None
 
     def to_json(self) -> dict[str, Any]:

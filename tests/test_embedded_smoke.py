@@ -14,7 +14,7 @@ def test_one_self_edit_end_to_end():
     from seal_domains.knowledge import KnowledgeDomain
     from seal_plugins.hf_generate import HFGenerate, HFGenerateOptions
     from seal_plugins.lora_updater import LoraOptions, LoraUpdater
-    from seal_plugins.qa_evaluator import QAEvaluator, QAOptions
+    from seal_core.qa import QAEvaluator, QAOptions
 
     loaded = load_model("embedded")
     assert loaded.spec == "embedded"

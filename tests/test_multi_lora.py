@@ -23,7 +23,7 @@ from seal_core.inner import LoraOptions, peft_initial_a, record_of
 from seal_plugins.lora_updater import LoraUpdater
 from seal_core.inner import StackedLoraLinear
 from seal_plugins.multi_lora import MultiLoraOptions, MultiLoraUpdater
-from seal_plugins.qa_evaluator import QAEvaluator
+from seal_core.qa import QAEvaluator
 
 TOLERANCE = 2e-3
 TEXTS = [

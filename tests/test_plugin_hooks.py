@@ -17,7 +17,7 @@ import pytest
 
 from seal_core import logs
 from seal_core.cli import main
-from seal_core.registry import TRACE_ENV
+from seal_core.hook_trace import TRACE_ENV
 
 RECORDER = """\
 import json, os

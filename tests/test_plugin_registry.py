@@ -13,7 +13,8 @@ import structlog
 from seal_core import logs
 from seal_core.cli import main
 from seal_core.errors import PluginError
-from seal_core.registry import TRACE_ENV, Registry
+from seal_core.hook_trace import TRACE_ENV
+from seal_core.registry import Registry
 
 HEADER = "from seal_core import Domain, Evaluator, TaskInstance, hookimpl\n\n"
 

@@ -1,11 +1,11 @@
-"""seal_plugins.qa_evaluator: answer normalisation and grading (no model is loaded)."""
+"""seal_core.qa (the qa evaluator): answer normalisation and grading (no model is loaded)."""
 
 from __future__ import annotations
 
 import pytest
 
 from seal_core import Score, TaskInstance
-from seal_plugins.qa_evaluator import QAEvaluator, QAOptions, contains, normalize_answer, token_f1
+from seal_core.qa import QAEvaluator, QAOptions, contains, normalize_answer, token_f1
 
 
 @pytest.mark.parametrize(

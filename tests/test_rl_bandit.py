@@ -17,7 +17,8 @@ from structlog.testing import capture_logs
 
 from seal_core.components import UpdateContext
 from seal_core.models import load_model, plain_state_dict, weights_sha
-from seal_core.rl import ADVANTAGE_ESTIMATORS, completion_logprobs
+from seal_core.logprobs import completion_logprobs
+from seal_core.rl import ADVANTAGE_ESTIMATORS
 from seal_core.types import Rollout
 from seal_plugins.grpo import GRPO, DrGRPO, DrGRPOOptions, GRPOOptions
 from seal_plugins.ppo import PPO, PPOOptions

@@ -11,20 +11,18 @@ from structlog.testing import capture_logs
 from seal_core.config import build_dataclass
 from seal_core.errors import ConfigError
 from seal_core.prompting import format_prompt
+from seal_core.logprobs import TokenizedRollouts, completion_logprobs, old_logprobs
 from seal_core.rl import (
     ADVANTAGE_ESTIMATORS,
-    TokenizedRollouts,
     aggregate,
     clipped_policy_loss,
     clipped_value_loss,
-    completion_logprobs,
     gae,
     group_ids,
     kl_k3,
     masked_mean,
     masked_sum,
     masked_whiten,
-    old_logprobs,
     register_advantage_estimator,
 )
 from seal_core.types import Rollout
