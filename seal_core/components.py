@@ -218,6 +218,15 @@ class UpdateContext:
 class RLAlgorithm(Component):
     """The outer loop: makes self-edits with high reward more likely."""
 
+    needs_logprobs: bool = False
+    """True: the engine stores, with each rollout, the per-token log-probs of its self-edit under
+    the policy that sampled it (``Rollout.logprobs``: the "old" policy of a clipped-ratio update)."""
+
+    supports_deepspeed: bool = False
+    """True: ``update`` honours ``context.deepspeed`` and runs data-parallel under DeepSpeed ZeRO
+    (:class:`seal_core.zero.UpdateLoop`); False: under a multi-process launcher rank 0 updates
+    alone and its weights are broadcast, and ``trainer.deepspeed`` is refused."""
+
     @abstractmethod
     def update(
         self, policy: LoadedModel, rollouts: list[Rollout], context: UpdateContext
@@ -247,3 +256,10 @@ class Setup(Component):
     @abstractmethod
     def build(self, load: Callable[[str], LoadedModel], models: dict[str, str]) -> Roles:
         """Load the models named in ``models`` (the ``model`` config section) with ``load``."""
+
+
+def algorithm_flag(algorithm: Any, flag: str) -> bool:
+    """An :class:`RLAlgorithm` flag (``needs_logprobs``, ``supports_deepspeed``) of ``algorithm``;
+    an algorithm that does not subclass :class:`RLAlgorithm` and does not set it gets the base
+    class's default."""
+    return bool(getattr(algorithm, flag, getattr(RLAlgorithm, flag)))

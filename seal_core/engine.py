@@ -32,7 +32,7 @@ import torch
 from tqdm import tqdm
 
 from seal_core import distributed
-from seal_core.components import Roles, UpdateContext
+from seal_core.components import Roles, UpdateContext, algorithm_flag
 from seal_core.config import Config
 from seal_core.errors import DataError, EditRejected
 from seal_core.models import load_model, weights_sha
@@ -258,7 +258,7 @@ class Engine:
                       roles: Roles) -> dict[tuple[str, int], list[float]]:
         """Per-token log-probs of each self-edit under the policy that wrote it, for algorithms
         that declare ``needs_logprobs`` (the "old" policy of a clipped-ratio update)."""
-        if not getattr(self.algorithm, "needs_logprobs", False):
+        if not algorithm_flag(self.algorithm, "needs_logprobs"):
             return {}
         from seal_core.logprobs import completion_logprobs
 

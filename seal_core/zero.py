@@ -33,6 +33,7 @@ import structlog
 import torch
 
 from seal_core import distributed
+from seal_core.components import algorithm_flag
 from seal_core.errors import ConfigError
 from seal_core.models import plain_state_dict
 
@@ -65,7 +66,7 @@ def check_deepspeed(value: str | None, algorithm: Any) -> None:
     """Config-time checks of ``trainer.deepspeed``: the file, the algorithm, DeepSpeed itself
     (also when the value is unset but a multi-process launch will use ``zero2``)."""
     if value is None:
-        if distributed.active() and getattr(algorithm, "supports_deepspeed", False) \
+        if distributed.active() and algorithm_flag(algorithm, "supports_deepspeed") \
                 and importlib.util.find_spec("deepspeed") is None:
             raise ConfigError(
                 f"Under a multi-process launcher the update of '{algorithm.name}' runs under DeepSpeed "
@@ -73,7 +74,7 @@ def check_deepspeed(value: str | None, algorithm: Any) -> None:
             )
         return
     load_config(value)
-    if not getattr(algorithm, "supports_deepspeed", False):
+    if not algorithm_flag(algorithm, "supports_deepspeed"):
         raise ConfigError(
             f"Config key 'trainer.deepspeed' = {value!r}, but algorithm '{algorithm.name}' has no DeepSpeed "
             "update. Use rest-em, grpo, dr-grpo, rloo or ppo, or drop trainer.deepspeed."
@@ -88,7 +89,7 @@ def deepspeed_config(value: str | None, algorithm: Any) -> dict[str, Any] | None
     Under a multi-process launcher an algorithm that supports DeepSpeed gets ``zero2`` when the
     config names none; one that does not is run by the engine on rank 0 alone.
     """
-    if not getattr(algorithm, "supports_deepspeed", False):
+    if not algorithm_flag(algorithm, "supports_deepspeed"):
         return None
     if value is None and distributed.active():
         value = "zero2"

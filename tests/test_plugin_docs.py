@@ -97,6 +97,19 @@ def hookspec_signatures() -> dict[str, str]:
     }
 
 
+def declared_attributes(cls: type) -> list[tuple[str, str, str]]:
+    """(name, default, docstring) of each class attribute declared with a docstring in ``cls``'s
+    own body (an annotated assignment followed by a string), in source order."""
+    body = ast.parse(textwrap.dedent(inspect.getsource(cls))).body[0].body
+    found = []
+    for node, after in zip(body, body[1:]):
+        if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value is not None
+                and isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant)
+                and isinstance(after.value.value, str)):
+            found.append((node.target.id, ast.unparse(node.value), inspect.cleandoc(after.value.value)))
+    return found
+
+
 def hook_reference() -> str:
     """The Markdown of the hook reference section (without its markers)."""
     signatures = hookspec_signatures()
@@ -116,6 +129,10 @@ def hook_reference() -> str:
                 section += ["", f"Registers `{kind.name}` components (base class "
                             f"`seal_core.{kind.base.__name__}`); the registry checks that each one "
                             f"has {needs}."]
+                flags = declared_attributes(kind.base)
+                if flags:
+                    section += ["", "Attributes it may set:", ""]
+                    section += [f"- `{attr}` (default `{default}`): {_inline(' '.join(doc.split()))}" for attr, default, doc in flags]
             parts.append("\n".join(section))
     return "\n\n".join(parts)
 
@@ -166,6 +183,14 @@ def test_every_hook_is_documented_with_its_signature_and_summary():
 def test_the_reference_names_no_hook_that_does_not_exist():
     documented = set(re.findall(r"^#### `(\w+)`$", documented_reference(), flags=re.M))
     assert documented == set(hook_names())
+
+
+def test_the_algorithm_flags_are_declared_and_in_the_reference():
+    from seal_core import RLAlgorithm
+
+    flags = {name: default for name, default, _ in declared_attributes(RLAlgorithm)}
+    assert flags == {"needs_logprobs": "False", "supports_deepspeed": "False"}
+    assert "`needs_logprobs` (default `False`)" in documented_reference()
 
 
 def test_docstring_conversion():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import random
 
 import pytest
@@ -11,15 +10,12 @@ import torch
 from seal_core.seeding import derive_seed, seed_all
 
 
-def test_derive_seed_is_deterministic():
-    assert derive_seed(0, "round", 1, "task-a", 2) == derive_seed(0, "round", 1, "task-a", 2)
-    assert derive_seed(1234) == derive_seed(1234)
-
-
-def test_derive_seed_matches_its_definition():
-    """Pinned so that a change of the derivation (which changes every run's samples) is noticed."""
-    expected = int(hashlib.sha256(b'[7, "generate", "3", "task-x"]').hexdigest()[:8], 16) & 0x7FFFFFFF
-    assert derive_seed(7, "generate", 3, "task-x") == expected
+def test_derive_seed_is_pinned():
+    """Literal values, so that any change of the derivation (which changes every run's samples,
+    and the meaning of every recorded seed) fails here."""
+    assert derive_seed(7, "generate", 3, "task-x") == 779118064
+    assert derive_seed(0, "round", 1, "task-a", 2) == 33252224
+    assert derive_seed(1234) == 1107908874
 
 
 @pytest.mark.parametrize(
