@@ -10,7 +10,7 @@ Our own PPO (TRL removed its ``PPOTrainer``), over the engine's scored rollouts:
    per-token KL penalty of RLHF-style PPO, against the initial policy;
 3. GAE(gamma, lam) over the self-edit's tokens gives advantages and returns; advantages are
    whitened over all tokens of the round;
-4. ``ppo_epochs`` passes over the rollouts in shuffled batches minimise the clipped policy loss
+4. ``epochs`` passes over the rollouts in shuffled batches minimise the clipped policy loss
    plus ``vf_coef`` times the clipped value loss (backbone and value head together, AdamW);
 5. the trained weights are written back into the policy in place.
 
@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import weakref
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import structlog
 import torch
@@ -36,15 +36,15 @@ from seal_core import LoadedModel, RLAlgorithm, Rollout, UpdateContext, hookimpl
 from seal_core.models import load_weights
 from seal_core.logprobs import TokenizedRollouts, forward_completions, old_logprobs, pad_rows
 from seal_core.rl import (
+    LossAgg,
+    PolicyGradientOptions,
     UpdateLoop,
-    check_update_options,
     clipped_policy_loss,
     clipped_value_loss,
     gae,
     item_weight,
     masked_mean,
     masked_whiten,
-    minibatches,
     reference_logprobs,
     trainable_copy,
 )
@@ -53,24 +53,20 @@ log = structlog.get_logger(__name__)
 
 
 @dataclass
-class PPOOptions:
-    learning_rate: float = 1e-5  # AdamW, all policy weights and the value head
-    ppo_epochs: int = 4  # passes over each round's rollouts
-    batch_size: int = 8  # rollouts per optimiser step
-    clip_eps: float = 0.2  # policy ratio clipped to [1 - clip_eps, 1 + clip_eps]
+class PPOOptions(PolicyGradientOptions):
+    """The policy-gradient options (same meaning; ``beta`` here is the per-token KL penalty in
+    the reward), PPO's defaults, and the value function's knobs."""
+
+    epochs: int = 4  # passes over each round's rollouts
+    loss_agg: LossAgg = "token-mean"
     clip_eps_value: float = 0.2  # new values kept within +-clip_eps_value of the old ones
     vf_coef: float = 0.1  # weight of the value loss
     gamma: float = 1.0  # discount over the self-edit's tokens (1: the reward counts in full)
     lam: float = 0.95  # GAE lambda: 1 = Monte Carlo returns, 0 = one-step TD
     whiten_advantages: bool = True  # mean 0, variance 1 over the round's tokens
-    beta: float = 0.0  # per-token KL penalty in the reward against the initial policy; 0: none
-    loss_agg: Literal["token-mean", "seq-mean-token-mean", "seq-mean-token-sum"] = "token-mean"
-    max_grad_norm: float = 1.0  # gradient norm clipping; 0: off
-    weight_decay: float = 0.0
-    max_length: int = 1024  # prompt + self-edit tokens; longer self-edits lose their end
 
     def __post_init__(self) -> None:
-        check_update_options(self, "ppo_epochs")
+        super().__post_init__()
         if self.clip_eps_value <= 0:
             raise ValueError(f"clip_eps_value must be > 0, got {self.clip_eps_value}")
         if not 0 <= self.gamma <= 1 or not 0 <= self.lam <= 1:
@@ -154,35 +150,29 @@ class PPO(RLAlgorithm):
         loop = UpdateLoop(both, learning_rate=opts.learning_rate, weight_decay=opts.weight_decay,
                           max_grad_norm=opts.max_grad_norm, deepspeed=context.deepspeed)
         pg_weight, vf_weight = item_weight(data, opts.loss_agg), item_weight(data, "token-mean")
-        sums: dict[str, float] = {}
-        steps = 0
-        for epoch in range(opts.ppo_epochs):
-            for idx in minibatches(len(data), opts.batch_size, context.seed, epoch):
-                mine = loop.part(idx)  # all of idx in one process; each loss's share is 1.0 there
-                pg_share, vf_share = loop.share(idx, pg_weight), loop.share(idx, vf_weight)
-                batch = data.batch(mine)
-                t = batch.mask.shape[1]  # this batch's longest self-edit, <= T
-                logp, states = forward_completions(loop.module["policy"], batch, hidden=True)  # (b, t), (b, t, H)
-                v = loop.module["value_head"](states.float()).squeeze(-1)  # (b, t)
-                pg, clip_frac = clipped_policy_loss(logp, logp_old[mine, :t], adv[mine, :t], batch.mask,
-                                                    opts.clip_eps, opts.loss_agg)
-                vf, vf_clip_frac = clipped_value_loss(v, values_old[mine, :t], returns[mine, :t], batch.mask,
-                                                      opts.clip_eps_value)
-                loop.step(pg * pg_share + opts.vf_coef * (vf * vf_share))
-                step = loop.reduce({"pg_loss": pg.item(), "clip_frac": float(clip_frac),
-                                    "approx_kl_old": float(masked_mean(logp_old[mine, :t] - logp.detach(), batch.mask))},
-                                   pg_share)
-                step |= loop.reduce({"vf_loss": vf.item(), "vf_clip_frac": float(vf_clip_frac)}, vf_share)
-                step["loss"] = step["pg_loss"] + opts.vf_coef * step["vf_loss"]
-                for k, val in step.items():
-                    sums[k] = sums.get(k, 0.0) + val
-                steps += 1
+
+        def step(idx: list[int], mine: list[int]) -> list[tuple[torch.Tensor, float, dict[str, float]]]:
+            batch = data.batch(mine)
+            t = batch.mask.shape[1]  # this batch's longest self-edit, <= T
+            logp, states = forward_completions(loop.module["policy"], batch, hidden=True)  # (b, t), (b, t, H)
+            v = loop.module["value_head"](states.float()).squeeze(-1)  # (b, t)
+            pg, clip_frac = clipped_policy_loss(logp, logp_old[mine, :t], adv[mine, :t], batch.mask,
+                                                opts.clip_eps, opts.loss_agg)
+            vf, vf_clip_frac = clipped_value_loss(v, values_old[mine, :t], returns[mine, :t], batch.mask,
+                                                  opts.clip_eps_value)
+            pg_stats = {"pg_loss": pg.item(), "clip_frac": float(clip_frac),
+                        "approx_kl_old": float(masked_mean(logp_old[mine, :t] - logp.detach(), batch.mask))}
+            # each loss is scaled by its own share of the minibatch (1.0 in one process)
+            return [(pg, loop.share(idx, pg_weight), pg_stats),
+                    (opts.vf_coef * vf, loop.share(idx, vf_weight), {"vf_loss": vf.item(), "vf_clip_frac": float(vf_clip_frac)})]
+
+        stats |= loop.run(len(data), epochs=opts.epochs, batch_size=opts.batch_size, seed=context.seed, step=step)
+        stats["loss"] = stats["pg_loss"] + opts.vf_coef * stats["vf_loss"]
         load_weights(policy, loop.state_dict(work.model))
         if loop.engine is not None:  # DeepSpeed owned (under ZeRO-3: sharded) the head: keep a plain copy
             self.value_head(policy, state=loop.state_dict(head))
         loop.close()
-        stats |= {k: val / steps for k, val in sums.items()} | {"steps": steps}
-        log.info("ppo: policy updated", round=context.round, rollouts=len(rollouts), steps=steps,
+        log.info("ppo: policy updated", round=context.round, rollouts=len(rollouts), steps=stats["steps"],
                  loss=round(stats["loss"], 4), vf_loss=round(stats["vf_loss"], 4), clip_frac=round(stats["clip_frac"], 3))
         return stats
 

@@ -15,7 +15,7 @@ on :class:`seal_core.zero.UpdateLoop` instead of ``SFTTrainer`` (which fails on 
 docs/distributed.md), with SFTTrainer's defaults: the same rows and LoRA, loss on the self-edit
 tokens (mean over the minibatch's tokens), AdamW without weight decay, gradient norm clipped to
 1, learning rate decaying linearly to 0; minibatches are drawn by
-:func:`seal_core.rl.minibatches` rather than by the Trainer's sampler.
+:func:`seal_core.zero.minibatches` rather than by the Trainer's sampler.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from seal_core import LoadedModel, RLAlgorithm, Rollout, UpdateContext, hookimpl
 from seal_core.models import blank_model, load_weights, plain_copy, plain_state_dict
 from seal_core.prompting import format_prompt
 from seal_core.logprobs import TokenizedRollouts, forward_completions
-from seal_core.rl import aggregate, item_weight, minibatches
+from seal_core.rl import aggregate, item_weight
 from seal_core.zero import UpdateLoop
 
 log = structlog.get_logger(__name__)
@@ -116,15 +116,15 @@ class RestEM(RLAlgorithm):
         steps = opts.epochs * math.ceil(len(data) / opts.batch_size)
         loop = UpdateLoop(module, learning_rate=opts.learning_rate, max_grad_norm=1.0,
                           deepspeed=context.deepspeed, total_steps=steps)
-        weight, losses = item_weight(data, "token-mean"), []
-        for epoch in range(opts.epochs):
-            for idx in minibatches(len(data), opts.batch_size, context.seed, epoch):
-                mine, share = loop.part(idx), loop.share(idx, weight)
-                batch = data.batch(mine)
-                logp, _ = forward_completions(loop.model, batch)  # (b, T)
-                loss = -aggregate(logp, batch.mask, "token-mean")  # NLL per self-edit token
-                loop.step(loss * share)
-                losses.append(loop.reduce({"loss": loss.item()}, share)["loss"])
+        weight = item_weight(data, "token-mean")
+
+        def step(idx: list[int], mine: list[int]) -> list[tuple[Any, float, dict[str, float]]]:
+            batch = data.batch(mine)
+            logp, _ = forward_completions(loop.model, batch)  # (b, T)
+            loss = -aggregate(logp, batch.mask, "token-mean")  # NLL per self-edit token
+            return [(loss, loop.share(idx, weight), {"loss": loss.item()})]
+
+        stats = loop.run(len(data), epochs=opts.epochs, batch_size=opts.batch_size, seed=context.seed, step=step)
         state = loop.state_dict()  # whole on every rank (gathered under ZeRO-3)
         loop.close()
         # a fresh copy takes the result: under ZeRO-3 the trained module holds only its shards
@@ -135,7 +135,7 @@ class RestEM(RLAlgorithm):
         if unexpected:
             raise RuntimeError(f"rest-em: trained weights do not fit a fresh model: {unexpected[:5]}")
         work.model = (fresh.merge_and_unload() if opts.lora else fresh).to(work.device).eval()
-        loss = sum(losses) / len(losses)
+        loss = stats["loss"]
         log.info("rest-em: policy updated (deepspeed)", round=context.round, examples=len(kept), loss=round(loss, 4))
         return loss
 

@@ -1,14 +1,19 @@
-"""The SEAL engine: the outer RL loop around the inner adapt-and-score loop.
+"""The SEAL engine: the outer RL loop around the inner adapt-and-score loop. This pseudo-code is
+the loop's one description (docs/architecture.md links here); each line names the method that
+does it::
 
-    for round in 0..rounds:
-        evaluate held-out tasks (no adaptation, and after a greedy self-edit)  -> metrics
+    for round in 0..rounds:                                        # Engine.run
+        evaluate held-out tasks: score the student, then adapt it     # Engine.evaluate
+            on its greedy self-edit and score it again -> evaluations.jsonl
         if round < rounds:
-            tasks  = sample of the train tasks
-            edits  = generator(generator_model, edit_prompt(task), k)
-            for each (task, edit): student' = updater(student, training_texts(task, edit))
-                                   reward   = score(student') - score(student)
-            rollouts -> rollouts.jsonl, one line as each is scored
-            algorithm.update(generator_model, rollouts)   # in place
+            tasks  = sample of the train tasks, seeded by (seed, round)  # Engine.sample_train
+            edits  = generator(generator_model, edit_prompt(task), k)    # Engine.write_edits
+            for each EditItem(task, index, edit):                        # Engine.collect
+                student' = updater(student, training_set(task, edit))    #   Engine.score_edits
+                reward   = score(student') - score(student)              #   Engine.reward
+                rollouts.jsonl += Rollout, appended as each is scored
+            algorithm.update(generator_model, rollouts)   # in place     # Engine.update
+        metrics.jsonl += the round's line; results.md, plot.png rewritten
 
 Under ``torchrun`` or the ``deepspeed`` launcher the same loop runs on every rank: self-edits
 and the inner loop are split across ranks and gathered, the update runs data-parallel, rank 0
@@ -23,7 +28,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from typing import Any
 
@@ -38,11 +43,11 @@ from seal_core.errors import DataError, EditRejected
 from seal_core.models import load_model, weights_sha
 from seal_core.registry import Registry
 from seal_core.interrupt import StopFlag
-from seal_core.results import write_results
+from seal_core.results import eval_summary, train_summary, write_results
 from seal_core.resume import ResumeState
 from seal_core.runstore import RunStore
 from seal_core.seeding import derive_seed, seed_all
-from seal_core.types import LoadedModel, Rollout, Score, TaskInstance, TrainingSet
+from seal_core.types import EditItem, LoadedModel, Rollout, Score, ScoredEdit, TaskInstance, TrainingSet
 from seal_core.zero import deepspeed_config
 
 log = structlog.get_logger(__name__)
@@ -53,22 +58,6 @@ class _NoHooks:
 
     def __getattr__(self, name: str) -> Any:
         return lambda **kwargs: None
-
-
-def _mean(values: list[float]) -> float | None:
-    return sum(values) / len(values) if values else None
-
-
-def eval_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """The metrics of a round's held-out evaluation rows (one per task, in task order)."""
-    return {
-        "eval_base": _mean([r["score_before"] for r in rows]),
-        "eval_adapted": _mean([r["score_after"] for r in rows]),
-        "eval_base_f1": _mean([r["details_before"]["f1"] for r in rows if "f1" in r["details_before"]]),
-        "eval_adapted_f1": _mean([r["details"]["f1"] for r in rows if "f1" in r["details"]]),
-        "eval_rejected": _mean([float(bool(r.get("reason"))) for r in rows]),
-        "eval_tasks": len(rows),
-    }
 
 
 class Engine:
@@ -135,10 +124,8 @@ class Engine:
             self._base_scores[key] = self.evaluator.evaluate(student.model, student.tokenizer, task)
         return self._base_scores[key]
 
-    def score_edits(self, rnd: int, items: list[tuple[TaskInstance, int, str]], student: LoadedModel,
-                    ) -> Iterator[tuple[TaskInstance, int, Score, str | None]]:
-        """Score (task, edit index, edit) items; yields (task, edit index, score, reject reason)
-        for each item, in order, as soon as it is scored.
+    def score_edits(self, rnd: int, items: list[EditItem], student: LoadedModel) -> Iterator[ScoredEdit]:
+        """Score each item; yields a :class:`ScoredEdit` per item, in order, as soon as it is scored.
 
         The one place where the inner loop runs, for training rollouts and for evaluation alike.
         The student is back to its unadapted state whenever an item is yielded. An updater that
@@ -150,33 +137,31 @@ class Engine:
             if size > 1:
                 yield from self.score_batch(rnd, items[start:start + size], student)
             else:
-                task, edit_index, edit = items[start]
-                yield task, edit_index, *self.score_edit(rnd, task, edit_index, edit, student)
+                yield self.score_edit(rnd, items[start], student)
             # Ctrl-C: stop only after the caller has stored every item of the finished batch
             # (under a launcher the ranks agree on stopping between waves, in scored_rows)
             if not distributed.active():
                 self.stop.check()
 
-    def score_batch(self, rnd: int, items: list[tuple[TaskInstance, int, str]], student: LoadedModel,
-                    ) -> list[tuple[TaskInstance, int, Score, str | None]]:
+    def score_batch(self, rnd: int, items: list[EditItem], student: LoadedModel) -> list[ScoredEdit]:
         """:meth:`score_edit` for several items with one ``adapt_batch`` (same seeds per item)."""
         reasons: dict[int, str] = {}
         datas = []
-        for pos, (task, _, edit) in enumerate(items):
+        for pos, item in enumerate(items):
             try:
-                data = self.training_set(task, edit)
+                data = self.training_set(item.task, item.edit)
             except EditRejected as exc:
                 reasons[pos], data = str(exc), None
             datas.append(data)
         keep = [pos for pos in range(len(items)) if pos not in reasons]
-        seeds = [derive_seed(self.config.run.seed, "inner", rnd, items[pos][0].id, items[pos][1]) for pos in keep]
+        seeds = [self.inner_seed(rnd, items[pos]) for pos in keep]
         seed_all(seeds[0] if seeds else 0)  # anything else random in the inner loop (dropout)
         scores: dict[int, Score] = {}
         if keep:
             with self.updater.adapted_batch(student, [datas[pos] for pos in keep], seeds) as batch:
                 reasons.update({keep[j]: why for j, why in batch.rejected.items()})
                 good = [j for j in range(len(keep)) if j not in batch.rejected]
-                tasks = [items[keep[j]][0] for j in good]
+                tasks = [items[keep[j]].task for j in good]
                 routed = tasks and self.evaluator.evaluate_routed(
                     student.model, student.tokenizer, tasks,
                     lambda owners: batch.rows([good[o] if o >= 0 else -1 for o in owners]))
@@ -187,38 +172,47 @@ class Engine:
                             routed.append(self.evaluator.evaluate(student.model, student.tokenizer, task))
                 scores = {keep[j]: score for j, score in zip(good, routed)}
         out = []
-        for pos, (task, edit_index, _) in enumerate(items):
+        for pos, item in enumerate(items):
             if pos in reasons:
-                scores[pos] = self.rejected_score(rnd, task, edit_index, reasons[pos], student)
-            out.append((task, edit_index, scores[pos], reasons.get(pos)))
+                scores[pos] = self.rejected_score(rnd, item, reasons[pos], student)
+            out.append(ScoredEdit(item, scores[pos], reasons.get(pos)))
         return out
 
-    def scored_rows(self, rnd: int, items: list[tuple[TaskInstance, int, str]], student: LoadedModel,
-                    row: Any, per_rank: int = 1) -> Iterator[Any]:
-        """``row(task, edit index, score, reject reason)`` for each item, in the items' order.
+    def scored_rows(self, rnd: int, items: list[EditItem], student: LoadedModel,
+                    row: Callable[[ScoredEdit], Any], per_rank: int = 1) -> Iterator[Any]:
+        """``row(scored)`` for each item, in the items' order.
 
         In one process: straight from :meth:`score_edits`. Under a launcher the items go in waves
         of ``per_rank`` items per rank; each rank scores its slice of a wave through
         :meth:`score_edits`, and the rows are gathered, so every rank yields every row.
         """
         if not distributed.active():
-            for task, edit_index, score, reason in self.score_edits(rnd, items, student):
-                yield row(task, edit_index, score, reason)
+            for scored in self.score_edits(rnd, items, student):
+                yield row(scored)
             return
         for wave in distributed.waves(items, per_rank):
             mine = self.score_edits(rnd, distributed.shard(wave), student)
-            yield from distributed.gather_lists([row(*scored) for scored in mine])
+            yield from distributed.gather_lists([row(scored) for scored in mine])
             self.stop.check()  # the same point on every rank, after the wave's rows are stored
 
-    def score_edit(self, rnd: int, task: TaskInstance, edit_index: int, edit: str,
-                   student: LoadedModel) -> tuple[Score, str | None]:
+    def inner_seed(self, rnd: int, item: EditItem) -> int:
+        """The seed of an item's inner loop (data order, adapter randomness)."""
+        return derive_seed(self.config.run.seed, "inner", rnd, item.task.id, item.index)
+
+    def score_edit(self, rnd: int, item: EditItem, student: LoadedModel) -> ScoredEdit:
         """Adapt the student on the edit, score it, reset. A rejected edit scores as unadapted."""
-        seed_all(derive_seed(self.config.run.seed, "inner", rnd, task.id, edit_index))
+        seed_all(self.inner_seed(rnd, item))
         try:
-            with self.updater.adapted(student, self.training_set(task, edit)) as adapted:
-                return self.evaluator.evaluate(adapted.model, adapted.tokenizer, task), None
+            with self.updater.adapted(student, self.training_set(item.task, item.edit)) as adapted:
+                return ScoredEdit(item, self.evaluator.evaluate(adapted.model, adapted.tokenizer, item.task))
         except EditRejected as exc:
-            return self.rejected_score(rnd, task, edit_index, str(exc), student), str(exc)
+            return ScoredEdit(item, self.rejected_score(rnd, item, str(exc), student), str(exc))
+
+    @staticmethod
+    def reward(before: Score, after: Score) -> float:
+        """A rollout's reward: how much adapting on the self-edit moved the student's score on its
+        task (the paper's improvement over the current model; negative when it hurt)."""
+        return after.value - before.value
 
     def training_set(self, task: TaskInstance, edit: str) -> TrainingSet:
         """The domain's training set of ``edit``; :class:`EditRejected` when it is unusable or empty."""
@@ -227,11 +221,10 @@ class Engine:
             raise EditRejected("the self-edit yields no training text")
         return data
 
-    def rejected_score(self, rnd: int, task: TaskInstance, edit_index: int, reason: str,
-                       student: LoadedModel) -> Score:
+    def rejected_score(self, rnd: int, item: EditItem, reason: str, student: LoadedModel) -> Score:
         """A rejected self-edit scores as no adaptation; the reason is logged."""
-        log.warning("self-edit rejected", round=rnd, task_id=task.id, edit_index=edit_index, reason=reason)
-        return self.base_score(rnd, task, student)
+        log.warning("self-edit rejected", round=rnd, task_id=item.task.id, edit_index=item.index, reason=reason)
+        return self.base_score(rnd, item.task, student)
 
     def eval_row(self, rnd: int, task: TaskInstance, edit: str, score: Score, reason: str | None,
                  student: LoadedModel, **extra: Any) -> dict[str, Any]:
@@ -279,11 +272,11 @@ class Engine:
         todo = [t for t in tasks if t.id not in done]
         edits = self.write_edits(rnd, todo, roles, 1, True, f"round {rnd} · eval self-edits")
         rows = dict(done)
-        items = [(task, -1, edit) for task, (_, (edit,)) in zip(todo, edits)]
-        edit_of = {task.id: edit for task, _, edit in items}
+        items = [EditItem(task, -1, edit) for task, (_, (edit,)) in zip(todo, edits)]
 
-        def evaluation(task: TaskInstance, _: int, score: Score, reason: str | None) -> dict[str, Any]:
-            return self.eval_row(rnd, task, edit_of[task.id], score, reason, roles.student)
+        def evaluation(scored: ScoredEdit) -> dict[str, Any]:
+            item = scored.item
+            return self.eval_row(rnd, item.task, item.edit, scored.score, scored.reason, roles.student)
 
         for row in tqdm(self.scored_rows(rnd, items, roles.student, evaluation), total=len(items),
                         desc=f"round {rnd} · eval adapt+score", unit="task", dynamic_ncols=True,
@@ -299,19 +292,16 @@ class Engine:
         todo = [t for t in tasks if any((t.id, i) not in done for i in range(k))]
         edits = dict(zip([t.id for t in todo], self.write_edits(rnd, todo, roles, k, False, f"round {rnd} · train self-edits")))
         logprobs = self.edit_logprobs(todo, edits, roles)
-        items = [(t, i, edits[t.id][1][i]) for t in todo for i in range(k) if (t.id, i) not in done]
+        items = [EditItem(t, i, edits[t.id][1][i]) for t in todo for i in range(k) if (t.id, i) not in done]
         scored = dict(done)
 
-        def rollout_of(task: TaskInstance, i: int, score: Score, reason: str | None) -> Rollout:
-            prompt, task_edits = edits[task.id]
-            before = self.base_score(rnd, task, roles.student)
-            details = dict(score.details)
-            if reason:
-                details["reason"] = reason
-            return Rollout(round=rnd, task_id=task.id, edit_index=i, prompt=prompt,
-                           edit=task_edits[i], score_before=before.value, score_after=score.value,
-                           reward=score.value - before.value, details=details,
-                           logprobs=logprobs.get((task.id, i)))
+        def rollout_of(edit: ScoredEdit) -> Rollout:
+            item, before = edit.item, self.base_score(rnd, edit.item.task, roles.student)
+            details = dict(edit.score.details) | ({"reason": edit.reason} if edit.reason else {})
+            return Rollout(round=rnd, task_id=item.task.id, edit_index=item.index, prompt=edits[item.task.id][0],
+                           edit=item.edit, score_before=before.value, score_after=edit.score.value,
+                           reward=self.reward(before, edit.score), details=details,
+                           logprobs=logprobs.get((item.task.id, item.index)))
 
         for rollout in tqdm(self.scored_rows(rnd, items, roles.student, rollout_of, per_rank=k), total=len(items),
                             desc=f"round {rnd} · inner updates", unit="edit", dynamic_ncols=True,
@@ -378,9 +368,7 @@ class Engine:
                 metrics.update(self.evaluate(rnd, evals, roles, state.evaluations.get(rnd, {})))
             if rnd < cfg.run.rounds and state.updated_round != rnd:
                 rollouts = self.collect(rnd, self.sample_train(train, rnd), roles, state.rollouts.get(rnd, {}))
-                metrics["train_reward_mean"] = _mean([r.reward for r in rollouts])
-                metrics["train_score_after_mean"] = _mean([r.score_after for r in rollouts])
-                metrics["train_rejected"] = _mean([float("reason" in r.details) for r in rollouts])
+                metrics.update(train_summary(rollouts))
                 self.update(rnd, roles, rollouts, metrics)
                 if cfg.run.checkpoint == "every_round":
                     store.save_checkpoint(roles.generator.model, f"policy-round{rnd + 1}")

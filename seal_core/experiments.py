@@ -36,7 +36,8 @@ from tqdm import tqdm
 
 from seal_core.config import Config
 from seal_core.components import Roles
-from seal_core.engine import Engine, eval_summary
+from seal_core.engine import Engine
+from seal_core.results import eval_summary
 from seal_core.errors import EditRejected
 from seal_core.models import plain_copy
 from seal_core.runstore import atomic_write_text

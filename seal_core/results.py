@@ -1,4 +1,5 @@
-"""results.md and plot.png from the metrics lines of a run."""
+"""A run's round metrics from its rows (held-out evaluations, training rollouts), and results.md
+and plot.png from the metrics lines."""
 
 from __future__ import annotations
 
@@ -82,3 +83,28 @@ def plot_rounds(path: Path, lines: dict[str, list[tuple[int, Any]]], title: str,
     fig.savefig(tmp)
     plt.close(fig)
     tmp.replace(path)
+
+
+def _mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def eval_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The metrics of a round's held-out evaluation rows (one per task, in task order)."""
+    return {
+        "eval_base": _mean([r["score_before"] for r in rows]),
+        "eval_adapted": _mean([r["score_after"] for r in rows]),
+        "eval_base_f1": _mean([r["details_before"]["f1"] for r in rows if "f1" in r["details_before"]]),
+        "eval_adapted_f1": _mean([r["details"]["f1"] for r in rows if "f1" in r["details"]]),
+        "eval_rejected": _mean([float(bool(r.get("reason"))) for r in rows]),
+        "eval_tasks": len(rows),
+    }
+
+
+def train_summary(rollouts: list[Any]) -> dict[str, Any]:
+    """The metrics of a round's training rollouts (:class:`seal_core.types.Rollout`)."""
+    return {
+        "train_reward_mean": _mean([r.reward for r in rollouts]),
+        "train_score_after_mean": _mean([r.score_after for r in rollouts]),
+        "train_rejected": _mean([float("reason" in r.details) for r in rollouts]),
+    }

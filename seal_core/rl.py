@@ -30,7 +30,7 @@ from seal_core.components import RLAlgorithm, UpdateContext
 from seal_core.logprobs import TokenizedRollouts, forward_completions, old_logprobs, pad_rows, rollout_logprobs
 from seal_core.models import load_weights, plain_copy
 from seal_core.types import LoadedModel, Rollout
-from seal_core.zero import UpdateLoop, optimizer_step  # noqa: F401  (optimizer_step: public here since before)
+from seal_core.zero import UpdateLoop
 
 log = structlog.get_logger(__name__)
 
@@ -202,15 +202,8 @@ def kl_k3(logp: Tensor, logp_ref: Tensor) -> Tensor:
 
 
 # ---------------------------------------------------------------------------------------------
-# the update loop of critic-free algorithms (GRPO, RLOO)
+# the options and update of critic-free algorithms (GRPO, RLOO)
 # ---------------------------------------------------------------------------------------------
-
-
-def minibatches(n: int, batch_size: int, seed: int, epoch: int) -> list[list[int]]:
-    """A seeded shuffle of range(n), cut into batches (the same for the same seed and epoch)."""
-    g = torch.Generator().manual_seed(seed * 1000 + epoch)
-    order = torch.randperm(n, generator=g).tolist()
-    return [order[i:i + batch_size] for i in range(0, n, batch_size)]
 
 
 @dataclass
@@ -228,15 +221,15 @@ class PolicyGradientOptions:
     max_length: int = 1024  # prompt + self-edit tokens; longer self-edits lose their end
 
     def __post_init__(self) -> None:
-        check_update_options(self, "epochs")
+        check_update_options(self)
 
 
-def check_update_options(opts: Any, epochs_field: str) -> None:
+def check_update_options(opts: Any) -> None:
     """Range checks of the knobs every policy-gradient algorithm has (ValueError on a bad one)."""
     if opts.learning_rate <= 0:
         raise ValueError(f"learning_rate must be > 0, got {opts.learning_rate}")
-    if getattr(opts, epochs_field) < 1 or opts.batch_size < 1 or opts.max_length < 2:
-        raise ValueError(f"{epochs_field} and batch_size must be >= 1 and max_length >= 2")
+    if opts.epochs < 1 or opts.batch_size < 1 or opts.max_length < 2:
+        raise ValueError("epochs and batch_size must be >= 1 and max_length >= 2")
     if not 0 < opts.clip_eps < 1:
         raise ValueError(f"clip_eps must be in (0, 1), got {opts.clip_eps}")
     if opts.beta < 0 or opts.max_grad_norm < 0 or opts.weight_decay < 0:
@@ -311,31 +304,27 @@ class OutcomePolicyGradient(RLAlgorithm):
         loop = UpdateLoop(work.model, learning_rate=opts.learning_rate, weight_decay=opts.weight_decay,
                           max_grad_norm=opts.max_grad_norm, deepspeed=context.deepspeed)
         weight = item_weight(data, opts.loss_agg)
-        sums: dict[str, float] = {}
-        steps = 0
-        for epoch in range(opts.epochs):
-            for idx in minibatches(len(data), opts.batch_size, context.seed, epoch):
-                mine, share = loop.part(idx), loop.share(idx, weight)  # all of idx and 1.0 in one process
-                batch = data.batch(mine)
-                T = batch.mask.shape[1]
-                logp, _ = forward_completions(loop.model, batch)  # (b, T)
-                logp_old = pad_rows([old[i] for i in mine], T)  # (b, T)
-                pg, clip_frac = clipped_policy_loss(logp, logp_old, adv[mine], batch.mask, opts.clip_eps, opts.loss_agg)
-                loss = pg
-                step = {"pg_loss": pg.item(), "clip_frac": float(clip_frac),
-                        "approx_kl_old": float(masked_mean(logp_old - logp.detach(), batch.mask))}
-                if ref is not None:
-                    kl = kl_k3(logp, pad_rows([ref[i] for i in mine], T))  # (b, T)
-                    loss = loss + opts.beta * aggregate(kl, batch.mask, opts.loss_agg)
-                    step["kl"] = float(masked_mean(kl.detach(), batch.mask))
-                loop.step(loss * share)
-                step["loss"] = loss.item()
-                for k, v in loop.reduce(step, share).items():
-                    sums[k] = sums.get(k, 0.0) + v
-                steps += 1
+
+        def step(idx: list[int], mine: list[int]) -> list[tuple[Tensor, float, dict[str, float]]]:
+            batch = data.batch(mine)
+            T = batch.mask.shape[1]
+            logp, _ = forward_completions(loop.model, batch)  # (b, T)
+            logp_old = pad_rows([old[i] for i in mine], T)  # (b, T)
+            pg, clip_frac = clipped_policy_loss(logp, logp_old, adv[mine], batch.mask, opts.clip_eps, opts.loss_agg)
+            loss = pg
+            values = {"pg_loss": pg.item(), "clip_frac": float(clip_frac),
+                      "approx_kl_old": float(masked_mean(logp_old - logp.detach(), batch.mask))}
+            if ref is not None:
+                kl = kl_k3(logp, pad_rows([ref[i] for i in mine], T))  # (b, T)
+                loss = loss + opts.beta * aggregate(kl, batch.mask, opts.loss_agg)
+                values["kl"] = float(masked_mean(kl.detach(), batch.mask))
+            values["loss"] = loss.item()
+            return [(loss, loop.share(idx, weight), values)]  # share: 1.0 in one process
+
+        stats |= loop.run(len(data), epochs=opts.epochs, batch_size=opts.batch_size, seed=context.seed, step=step)
         load_weights(policy, loop.state_dict())
         loop.close()
-        stats |= {k: v / steps for k, v in sums.items()} | {"steps": steps}
+        steps = stats["steps"]
         log.info(f"{self.name}: policy updated", round=context.round, rollouts=len(rollouts), steps=steps,
                  loss=round(stats["loss"], 4), clip_frac=round(stats["clip_frac"], 3))
         return stats

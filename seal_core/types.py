@@ -132,3 +132,23 @@ class Rollout:
     @classmethod
     def from_json(cls, row: dict[str, Any]) -> "Rollout":
         return cls(**row)
+
+
+@dataclass(frozen=True)
+class EditItem:
+    """One self-edit to score: its task, its index among the task's k self-edits (-1: the greedy
+    self-edit of a held-out evaluation), and its text."""
+
+    task: TaskInstance
+    index: int
+    edit: str
+
+
+@dataclass(frozen=True)
+class ScoredEdit:
+    """An :class:`EditItem` after the inner loop: the adapted student's score on the task, and why
+    the self-edit was rejected, if it was (it then scores as the unadapted student)."""
+
+    item: EditItem
+    score: Score
+    reason: str | None = None

@@ -127,6 +127,13 @@ def prepare(config: dict[str, Any], *, max_grad_norm: float, device: torch.devic
     return config
 
 
+def minibatches(n: int, batch_size: int, seed: int, epoch: int) -> list[list[int]]:
+    """A seeded shuffle of range(n), cut into batches (the same for the same seed and epoch)."""
+    g = torch.Generator().manual_seed(seed * 1000 + epoch)
+    order = torch.randperm(n, generator=g).tolist()
+    return [order[i:i + batch_size] for i in range(0, n, batch_size)]
+
+
 def optimizer_step(params: list[torch.Tensor], optimizer: torch.optim.Optimizer, loss: torch.Tensor,
                    max_grad_norm: float) -> None:
     """One AdamW step on ``loss``, with the gradient norm clipped to ``max_grad_norm`` (0: off)."""
@@ -197,6 +204,26 @@ class UpdateLoop:
         else:
             self.engine.backward(loss)
             self.engine.step()
+
+    def run(self, n: int, *, epochs: int, batch_size: int, seed: int,
+            step: Callable[[list[int], list[int]], list[tuple[torch.Tensor, float, dict[str, float]]]]) -> dict[str, float]:
+        """The update every algorithm runs: ``epochs`` passes over ``n`` items in seeded
+        minibatches of ``batch_size`` (:func:`minibatches`). For each minibatch ``idx``,
+        ``step(idx, mine)`` (``mine``: this rank's part, :meth:`part`) computes the loss terms, each
+        ``(loss, share, statistics)`` with ``share`` from :meth:`share`; one optimiser step is taken
+        on the sum of ``loss * share``, and each term's statistics are reduced across ranks by its
+        share. Returns each statistic's mean over the steps, and ``steps``."""
+        sums: dict[str, float] = {}
+        steps = 0
+        for epoch in range(epochs):
+            for idx in minibatches(n, batch_size, seed, epoch):
+                terms = step(idx, self.part(idx))
+                self.step(sum(loss * share for loss, share, _ in terms))
+                for _, share, stats in terms:
+                    for key, value in self.reduce(stats, share).items():
+                        sums[key] = sums.get(key, 0.0) + value
+                steps += 1
+        return {key: value / max(steps, 1) for key, value in sums.items()} | {"steps": steps}
 
     def reduce(self, values: dict[str, float], share: float) -> dict[str, float]:
         """One step's statistics for the whole minibatch: the ranks' values weighted by their

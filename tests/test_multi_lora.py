@@ -203,6 +203,7 @@ def test_engine_batches_and_falls_back_to_one_adapter_at_a_time(registry, fresh_
     evaluate_routed), one at a time for lora; the same scores and answers, in order."""
     from seal_core.config import load_raw, resolve
     from seal_core.engine import Engine
+    from seal_core.types import EditItem
     from seal_core.models import load_model
 
     def engine(*overrides):
@@ -214,7 +215,7 @@ def test_engine_batches_and_falls_back_to_one_adapter_at_a_time(registry, fresh_
     tasks = lora.load_tasks()[0][:2]
     edits = ["The bell is named Old Margery.\nThe well is 31 metres deep.", "Doors are plum.",
              "Geese: Ada, Bea and Cy.\nFog on Tuesdays.\nThe mayor keeps geese.", ""]
-    items = [(tasks[i % 2], i, edit) for i, edit in enumerate(edits)]  # 4 items: batches of 3 and 1
+    items = [EditItem(tasks[i % 2], i, edit) for i, edit in enumerate(edits)]  # 4 items: batches of 3 and 1
 
     class NoRouting(QAEvaluator):
         def evaluate_routed(self, *args):
@@ -225,9 +226,9 @@ def test_engine_batches_and_falls_back_to_one_adapter_at_a_time(registry, fresh_
     batched.evaluator = NoRouting()
     one_by_one = list(batched.score_edits(0, items, fresh_tiny))
     for ref, got, alone in zip(reference, routed, one_by_one, strict=True):
-        assert ref[:2] == got[:2] == alone[:2]
-        assert ref[2].details["predictions"] == got[2].details["predictions"] == alone[2].details["predictions"]
-        assert ref[3] == got[3] == alone[3]
+        assert ref.item == got.item == alone.item
+        assert ref.score.details["predictions"] == got.score.details["predictions"] == alone.score.details["predictions"]
+        assert ref.reason == got.reason == alone.reason
 
 
 @pytest.mark.slow

@@ -68,7 +68,7 @@ ALGORITHMS = {
     "grpo-kl": lambda: GRPO().configured(GRPOOptions(learning_rate=1e-3, batch_size=12, beta=0.04)),
     "dr-grpo": lambda: DrGRPO().configured(DrGRPOOptions(learning_rate=1e-3, batch_size=12)),
     "rloo": lambda: RLOO().configured(RLOOOptions(learning_rate=1e-3, batch_size=12)),
-    "ppo": lambda: PPO().configured(PPOOptions(learning_rate=1e-3, batch_size=6, ppo_epochs=2)),
+    "ppo": lambda: PPO().configured(PPOOptions(learning_rate=1e-3, batch_size=6, epochs=2)),
     "rest-em": lambda: RestEM().configured(RestEMOptions(learning_rate=1e-3, lora=False, epochs=1, batch_size=3)),
 }
 
@@ -121,7 +121,7 @@ def test_kl_needs_a_reference(tmp_path):
     with pytest.raises(ValueError, match="beta > 0 needs the reference policy"):
         ALGORITHMS["grpo-kl"]().update(loaded, bandit_rollouts(loaded, 0), context(tmp_path))
     calls = []
-    ppo = PPO().configured(PPOOptions(learning_rate=1e-3, beta=0.1, ppo_epochs=1, batch_size=12))
+    ppo = PPO().configured(PPOOptions(learning_rate=1e-3, beta=0.1, epochs=1, batch_size=12))
     stats = ppo.update(loaded, bandit_rollouts(loaded, 0), context(tmp_path, reference=lambda: calls.append(1) or load_model(SMALL)))
     assert calls == [1]
     assert abs(stats["kl"]) < 1e-4  # the policy is still the reference

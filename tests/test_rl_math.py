@@ -273,7 +273,7 @@ def test_policy_gradient_options_validation(cls, bad):
         cls(**bad)
 
 
-@pytest.mark.parametrize("bad", [{"learning_rate": -1.0}, {"ppo_epochs": 0}, {"batch_size": 0}, {"clip_eps": 1.5},
+@pytest.mark.parametrize("bad", [{"learning_rate": -1.0}, {"epochs": 0}, {"batch_size": 0}, {"clip_eps": 1.5},
                                  {"clip_eps_value": 0.0}, {"gamma": 1.5}, {"lam": -0.1}, {"vf_coef": -1.0},
                                  {"beta": -1.0}, {"loss_agg": "sum"}])
 def test_ppo_options_validation(bad):
@@ -285,7 +285,7 @@ def test_option_defaults_and_config_loading():
     assert (GRPOOptions().estimator, GRPOOptions().loss_agg, GRPOOptions().beta) == ("grpo", "seq-mean-token-mean", 0.0)
     assert (DrGRPOOptions().estimator, DrGRPOOptions().loss_agg) == ("dr-grpo", "seq-mean-token-sum")
     assert RLOOOptions().loss_agg == "seq-mean-token-sum"
-    assert (PPOOptions().gamma, PPOOptions().lam, PPOOptions().ppo_epochs) == (1.0, 0.95, 4)
+    assert (PPOOptions().gamma, PPOOptions().lam, PPOOptions().epochs) == (1.0, 0.95, 4)
     with pytest.raises(ValueError, match="estimator"):
         GRPOOptions(estimator="nope")
     # the config loader reads the annotations (Literal, inherited fields) and checks the values
