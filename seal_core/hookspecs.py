@@ -107,7 +107,10 @@ def seal_register_inner_updaters(register: Callable[[Any], None]) -> None:
     several self-edits at once (see :class:`seal_core.components.AdaptedBatch`); the engine
     then hands it batches of that size. Optionally ``merge(student)`` keeps the current
     adaptation in the weights (``experiment=continual`` needs it). Its ``Options`` dataclass
-    declares its ``inner.*`` config keys.
+    declares its ``inner.*`` config keys. The built-ins' machinery is public in
+    :mod:`seal_core.inner` (the one-at-a-time AdamW loop, peft injection, stacked LoRA layers and
+    their routing, packed attention, stacked AdamW): subclass ``SequentialUpdater`` or build on
+    ``StackedLoraLinear`` as ``lora`` and ``multi-lora`` do.
 
     :param register: call ``register(updater)`` once for each inner updater.
     """
