@@ -25,28 +25,30 @@ but the point where ``max_grad_norm`` clips, so we leave it out.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from seal_core import hookimpl
-from seal_core.rl import ADVANTAGE_ESTIMATORS, LossAgg, OutcomePolicyGradient, PolicyGradientOptions, Tensor
+from seal_core import UpdateContext, hookimpl
+from seal_core.rl import (EstimatorFunction, LossAgg, OutcomePolicyGradient, PolicyGradientOptions, Tensor,
+                          dr_grpo_advantages, grpo_advantages)
+
+ESTIMATOR = {"component": "advantage_estimator"}  # the config checks the name against the registry
 
 
 @dataclass
 class GRPOOptions(PolicyGradientOptions):
-    estimator: str = "grpo"  # a name in seal_core.rl.ADVANTAGE_ESTIMATORS: grpo, dr-grpo, rloo, ...
+    # a registered advantage estimator: grpo, dr-grpo, rloo, or a plugin's
+    estimator: str = field(default="grpo", metadata=ESTIMATOR)
     eps: float = 1e-6  # added to the group std (grpo estimator)
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.estimator not in ADVANTAGE_ESTIMATORS:
-            raise ValueError(f"estimator must be one of {', '.join(sorted(ADVANTAGE_ESTIMATORS))}, got {self.estimator!r}")
         if self.eps <= 0:
             raise ValueError(f"eps must be > 0, got {self.eps}")
 
 
 @dataclass
 class DrGRPOOptions(GRPOOptions):
-    estimator: str = "dr-grpo"  # r - group mean: no division by the group's std
+    estimator: str = field(default="dr-grpo", metadata=ESTIMATOR)  # r - group mean: no division by the std
     loss_agg: LossAgg = "seq-mean-token-sum"  # no 1/|o| length normalisation
 
 
@@ -54,8 +56,9 @@ class GRPO(OutcomePolicyGradient):
     name = "grpo"
     Options = GRPOOptions
 
-    def advantages(self, rewards: Tensor, groups: Tensor) -> Tensor:
-        return ADVANTAGE_ESTIMATORS[self.options.estimator](rewards, groups, eps=self.options.eps)  # (N,)
+    def advantages(self, rewards: Tensor, groups: Tensor, context: UpdateContext) -> Tensor:
+        estimator = context.component("advantage_estimator", self.options.estimator)
+        return estimator.advantages(rewards, groups, eps=self.options.eps)  # (N,)
 
 
 class DrGRPO(GRPO):
@@ -67,3 +70,9 @@ class DrGRPO(GRPO):
 def seal_register_algorithms(register):
     register(GRPO())
     register(DrGRPO())
+
+
+@hookimpl
+def seal_register_advantage_estimators(register):
+    register(EstimatorFunction("grpo", grpo_advantages))
+    register(EstimatorFunction("dr-grpo", dr_grpo_advantages))

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from seal_core import hookimpl
-from seal_core.rl import ADVANTAGE_ESTIMATORS, LossAgg, OutcomePolicyGradient, PolicyGradientOptions, Tensor
+from seal_core import UpdateContext, hookimpl
+from seal_core.rl import EstimatorFunction, LossAgg, OutcomePolicyGradient, PolicyGradientOptions, Tensor, rloo_advantages
 
 
 @dataclass
@@ -29,10 +29,15 @@ class RLOO(OutcomePolicyGradient):
     name = "rloo"
     Options = RLOOOptions
 
-    def advantages(self, rewards: Tensor, groups: Tensor) -> Tensor:
-        return ADVANTAGE_ESTIMATORS["rloo"](rewards, groups)  # (N,)
+    def advantages(self, rewards: Tensor, groups: Tensor, context: UpdateContext) -> Tensor:
+        return rloo_advantages(rewards, groups)  # (N,)
 
 
 @hookimpl
 def seal_register_algorithms(register):
     register(RLOO())
+
+
+@hookimpl
+def seal_register_advantage_estimators(register):
+    register(EstimatorFunction("rloo", rloo_advantages))

@@ -10,6 +10,7 @@ import pluggy
 hookimpl = pluggy.HookimplMarker("seal")
 
 from seal_core.components import (  # noqa: E402  (hookimpl must exist before plugins import us)
+    AdvantageEstimator,
     Component,
     Domain,
     EditGenerator,
@@ -35,6 +36,7 @@ __all__ = [
     "RLAlgorithm",
     "Setup",
     "Component",
+    "AdvantageEstimator",
     "Roles",
     "UpdateContext",
     "LoadedModel",

@@ -213,6 +213,17 @@ class UpdateContext:
     #: :mod:`seal_core.zero`); None: the plain one-process update. Only algorithms that declare
     #: ``supports_deepspeed = True`` are given one.
     deepspeed: dict[str, Any] | None = None
+    #: ``lookup(kind, name)``: a registered component (the engine passes its registry's, so
+    #: components of ``--plugins`` files are found); None: the installed plugins' registry
+    components: Callable[[str, str], Any] | None = None
+
+    def component(self, kind: str, name: str) -> Any:
+        """The registered component ``name`` of ``kind`` (e.g. an ``advantage_estimator``)."""
+        if self.components is None:
+            from seal_core.registry import Registry
+
+            self.components = Registry().get
+        return self.components(kind, name)
 
 
 class RLAlgorithm(Component):
@@ -237,6 +248,16 @@ class RLAlgorithm(Component):
         inner updater created once for the whole run. Use :func:`seal_core.models.plain_copy`
         to get a trainable copy and :func:`seal_core.models.load_weights` to write back.
         """
+
+
+class AdvantageEstimator(Component):
+    """One advantage per rollout from the rewards of its group (the ``k`` self-edits of one task
+    in one round), for the critic-free policy-gradient algorithms (``algorithm.estimator``)."""
+
+    @abstractmethod
+    def advantages(self, rewards: Any, groups: Any, *, eps: float = 1e-6) -> Any:
+        """(N,) advantages from (N,) float rewards and (N,) long group ids; ``eps`` guards a
+        division by a group's spread, where the estimator has one."""
 
 
 @dataclass

@@ -335,6 +335,9 @@ def resolve(raw: dict[str, Any], registry: Any) -> Config:
         )
         opt_values = {k: v for k, v in values.items() if k not in core_names}
         opts = build_dataclass(opts_cls, opt_values, section, tuple(core_names)) if opts_cls else None
+        for f in dataclasses.fields(opts) if opts is not None else ():
+            if "component" in f.metadata:  # an option that names a component of another kind
+                registry.get(f.metadata["component"], getattr(opts, f.name), key=f"{section}.{f.name}")
         components[section] = name
         options[section] = opts
         resolved[section] = {**dataclasses.asdict(core), "name": name, **as_dict(opts)}

@@ -325,7 +325,8 @@ class Engine:
         cfg = self.config
         context = UpdateContext(round=rnd, seed=derive_seed(cfg.run.seed, "update", rnd),
                                 workdir=self.store.dir, reference=lambda: self.load(roles.generator.spec),
-                                deepspeed=deepspeed_config(cfg.trainer.deepspeed, self.algorithm))
+                                deepspeed=deepspeed_config(cfg.trainer.deepspeed, self.algorithm),
+                                components=self.registry.get)
         seed_all(context.seed)
         if distributed.active() and context.deepspeed is None:  # no DeepSpeed path: rank 0 updates alone
             stats = self.algorithm.update(roles.generator, rollouts, context) if distributed.is_main() else {}

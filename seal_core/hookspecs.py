@@ -130,6 +130,20 @@ def seal_register_algorithms(register: Callable[[Any], None]) -> None:
 
 
 @hookspec
+def seal_register_advantage_estimators(register: Callable[[Any], None]) -> None:
+    """Register advantage estimators (:class:`seal_core.AdvantageEstimator`): one advantage per
+    rollout from the rewards of its group.
+
+    An advantage estimator has a ``name`` and ``advantages(rewards, groups, *, eps)``, which maps
+    (N,) rewards and (N,) group ids (the ``k`` self-edits of one task in one round share one) to
+    (N,) advantages. ``grpo`` and ``dr-grpo`` use the one that ``algorithm.estimator`` names; the
+    built-ins are ``grpo``, ``dr-grpo`` and ``rloo``.
+
+    :param register: call ``register(estimator)`` once for each estimator.
+    """
+
+
+@hookspec
 def seal_register_setups(register: Callable[[Any], None]) -> None:
     """Register setups (:class:`seal_core.Setup`): which model writes edits, which is adapted.
 

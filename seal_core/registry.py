@@ -26,6 +26,7 @@ import pluggy
 
 from seal_core import hookspecs
 from seal_core.components import (
+    AdvantageEstimator,
     Domain,
     EditGenerator,
     Evaluator,
@@ -59,6 +60,7 @@ KINDS: dict[str, Kind] = {
         Kind("edit_generator", "seal_register_edit_generators", EditGenerator, ("generate",)),
         Kind("inner_updater", "seal_register_inner_updaters", InnerUpdater, ("adapt", "reset")),
         Kind("algorithm", "seal_register_algorithms", RLAlgorithm, ("update",)),
+        Kind("advantage_estimator", "seal_register_advantage_estimators", AdvantageEstimator, ("advantages",)),
         Kind("setup", "seal_register_setups", Setup, ("build",)),
     )
 }

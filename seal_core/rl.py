@@ -5,9 +5,10 @@ differ only in how they turn scored rollouts into a gradient, never in how they 
 
 - :mod:`seal_core.logprobs`: per-token log-probs of each self-edit given its edit prompt (the
   engine stores them with the rollouts as the "old" policy's; algorithms compute the new ones);
-- ``ADVANTAGE_ESTIMATORS``: one advantage per rollout from the rewards of its group (the ``k``
-  self-edits of one task in one round); add one with :func:`register_advantage_estimator`;
-  :func:`gae` for algorithms with a value function;
+- :func:`grpo_advantages`, :func:`dr_grpo_advantages`, :func:`rloo_advantages`: one advantage per
+  rollout from the rewards of its group (the ``k`` self-edits of one task in one round), registered
+  as advantage-estimator components by the ``grpo`` and ``rloo`` plugins
+  (:class:`EstimatorFunction`); :func:`gae` for algorithms with a value function;
 - :func:`clipped_policy_loss`, :func:`clipped_value_loss`, :func:`kl_k3`, :func:`masked_mean`;
 - :class:`OutcomePolicyGradient`: the critic-free update loop (GRPO, RLOO) over those pieces;
   its steps go through :class:`seal_core.zero.UpdateLoop`, in one process or under DeepSpeed.
@@ -26,7 +27,7 @@ from typing import Any, Literal
 import structlog
 import torch
 
-from seal_core.components import RLAlgorithm, UpdateContext
+from seal_core.components import AdvantageEstimator, RLAlgorithm, UpdateContext
 from seal_core.logprobs import TokenizedRollouts, forward_completions, old_logprobs, pad_rows, rollout_logprobs
 from seal_core.models import load_weights, plain_copy
 from seal_core.types import LoadedModel, Rollout
@@ -93,22 +94,6 @@ def item_weight(data: TokenizedRollouts, agg: str) -> Callable[[int], float]:
 # advantages
 # ---------------------------------------------------------------------------------------------
 
-AdvantageEstimator = Callable[..., Tensor]
-ADVANTAGE_ESTIMATORS: dict[str, AdvantageEstimator] = {}
-
-
-def register_advantage_estimator(name: str) -> Callable[[AdvantageEstimator], AdvantageEstimator]:
-    """Decorator: add ``fn(rewards (N,), groups (N,) long, *, eps) -> advantages (N,)`` as ``name``."""
-
-    def add(fn: AdvantageEstimator) -> AdvantageEstimator:
-        if ADVANTAGE_ESTIMATORS.get(name, fn) is not fn:
-            raise ValueError(f"advantage estimator {name!r} is already registered")
-        ADVANTAGE_ESTIMATORS[name] = fn
-        return fn
-
-    return add
-
-
 def group_ids(rollouts: Sequence[Rollout]) -> Tensor:
     """(N,) long: rollouts of the same round and task share an id, in order of first appearance."""
     seen: dict[tuple[int, str], int] = {}
@@ -125,7 +110,6 @@ def _group_stats(rewards: Tensor, groups: Tensor) -> tuple[Tensor, Tensor, Tenso
     return size, total, std
 
 
-@register_advantage_estimator("grpo")
 def grpo_advantages(rewards: Tensor, groups: Tensor, *, eps: float = 1e-6) -> Tensor:
     """(r - group mean) / (group std + eps); a group of one gets 0 (nothing to compare with)."""
     rewards = rewards.float()
@@ -133,7 +117,6 @@ def grpo_advantages(rewards: Tensor, groups: Tensor, *, eps: float = 1e-6) -> Te
     return (rewards - total / size) / (std + eps) * (size > 1)
 
 
-@register_advantage_estimator("dr-grpo")
 def dr_grpo_advantages(rewards: Tensor, groups: Tensor, *, eps: float = 1e-6) -> Tensor:
     """r - group mean (Dr. GRPO: no division by the std); a group of one gets 0."""
     rewards = rewards.float()
@@ -141,12 +124,22 @@ def dr_grpo_advantages(rewards: Tensor, groups: Tensor, *, eps: float = 1e-6) ->
     return (rewards - total / size) * (size > 1)
 
 
-@register_advantage_estimator("rloo")
 def rloo_advantages(rewards: Tensor, groups: Tensor, *, eps: float = 1e-6) -> Tensor:
     """r_i - mean of the other rewards of its group; a group of one gets 0."""
     rewards = rewards.float()
     size, total, _ = _group_stats(rewards, groups)
     return (rewards - (total - rewards) / (size - 1).clamp_min(1)) * (size > 1)
+
+
+class EstimatorFunction(AdvantageEstimator):
+    """An :class:`~seal_core.components.AdvantageEstimator` from a function
+    ``fn(rewards, groups, *, eps) -> advantages``: how ``grpo`` and ``rloo`` register theirs."""
+
+    def __init__(self, name: str, fn: Callable[..., Tensor]):
+        self.name, self.fn = name, fn
+
+    def advantages(self, rewards: Tensor, groups: Tensor, *, eps: float = 1e-6) -> Tensor:
+        return self.fn(rewards, groups, eps=eps)
 
 
 def gae(rewards: Tensor, values: Tensor, mask: Tensor, gamma: float = 1.0, lam: float = 0.95) -> tuple[Tensor, Tensor]:
@@ -279,15 +272,16 @@ class OutcomePolicyGradient(RLAlgorithm):
     supports_deepspeed = True
     Options = PolicyGradientOptions
 
-    def advantages(self, rewards: Tensor, groups: Tensor) -> Tensor:
-        """(N,) advantages from (N,) rewards and (N,) group ids."""
+    def advantages(self, rewards: Tensor, groups: Tensor, context: UpdateContext) -> Tensor:
+        """(N,) advantages from (N,) rewards and (N,) group ids; ``context.component`` finds a
+        registered :class:`~seal_core.components.AdvantageEstimator` by name."""
         raise NotImplementedError
 
     def update(self, policy: LoadedModel, rollouts: list[Rollout], context: UpdateContext) -> dict[str, Any]:
         opts = self.options
         rewards = torch.tensor([r.reward for r in rollouts], dtype=torch.float32)  # (N,)
         groups = group_ids(rollouts)  # (N,)
-        adv = self.advantages(rewards, groups) if rollouts else rewards  # (N,)
+        adv = self.advantages(rewards, groups, context) if rollouts else rewards  # (N,)
         stats: dict[str, Any] = {"n_rollouts": len(rollouts), "n_groups": int(groups.max()) + 1 if rollouts else 0,
                                  "n_kept": int((adv != 0).sum())}
         if not rollouts or not bool((adv != 0).any()):

@@ -18,7 +18,6 @@ from structlog.testing import capture_logs
 from seal_core.components import UpdateContext
 from seal_core.models import load_model, plain_state_dict, weights_sha
 from seal_core.logprobs import completion_logprobs
-from seal_core.rl import ADVANTAGE_ESTIMATORS
 from seal_core.types import Rollout
 from seal_plugins.grpo import GRPO, DrGRPO, DrGRPOOptions, GRPOOptions
 from seal_plugins.ppo import PPO, PPOOptions
@@ -189,19 +188,18 @@ def test_the_documented_plugin_example_learns_the_bandit(tmp_path, clean_modules
     code = re.search(r"<!-- example: reinforce_mean\.py -->\n```python\n(.*?)\n```", text, re.S).group(1)
     path = tmp_path / "reinforce_mean.py"
     path.write_text(code)
-    try:
-        algorithm = Registry(extra_plugins=[str(path)], entry_points=False).get("algorithm", "reinforce-mean")
-        options = build_dataclass(algorithm.Options, {"learning_rate": 1e-3, "batch_size": 12}, "algorithm")
-        algorithm = algorithm.configured(options)
-        assert algorithm.needs_logprobs
-        loaded = load_model(SMALL)
-        good_before, _ = log_likelihoods(loaded)
-        for rnd in range(ROUNDS):
-            stats = algorithm.update(loaded, bandit_rollouts(loaded, rnd), context(tmp_path, rnd))
-        assert stats["n_kept"] == 12  # the batch mean is 0.5: every rollout has an advantage
-        assert log_likelihoods(loaded)[0] > good_before + 0.3
-    finally:
-        ADVANTAGE_ESTIMATORS.pop("batch-mean", None)
+    registry = Registry(extra_plugins=[str(path)])
+    assert registry.get("advantage_estimator", "batch-mean").name == "batch-mean"  # grpo can use it too
+    algorithm = registry.get("algorithm", "reinforce-mean")
+    options = build_dataclass(algorithm.Options, {"learning_rate": 1e-3, "batch_size": 12}, "algorithm")
+    algorithm = algorithm.configured(options)
+    assert algorithm.needs_logprobs
+    loaded = load_model(SMALL)
+    good_before, _ = log_likelihoods(loaded)
+    for rnd in range(ROUNDS):
+        stats = algorithm.update(loaded, bandit_rollouts(loaded, rnd), context(tmp_path, rnd))
+    assert stats["n_kept"] == 12  # the batch mean is 0.5: every rollout has an advantage
+    assert log_likelihoods(loaded)[0] > good_before + 0.3
 
 
 def test_a_bfloat16_policy_trains_in_float32_and_keeps_its_dtype(tmp_path):

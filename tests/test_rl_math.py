@@ -12,18 +12,21 @@ from seal_core.config import build_dataclass
 from seal_core.errors import ConfigError
 from seal_core.prompting import format_prompt
 from seal_core.logprobs import TokenizedRollouts, completion_logprobs, old_logprobs
+from seal_core.components import UpdateContext
+from seal_core.registry import Registry
 from seal_core.rl import (
-    ADVANTAGE_ESTIMATORS,
     aggregate,
     clipped_policy_loss,
     clipped_value_loss,
+    dr_grpo_advantages,
     gae,
+    grpo_advantages,
     group_ids,
     kl_k3,
     masked_mean,
     masked_sum,
     masked_whiten,
-    register_advantage_estimator,
+    rloo_advantages,
 )
 from seal_core.types import Rollout
 from seal_plugins.grpo import DrGRPOOptions, GRPOOptions
@@ -68,26 +71,27 @@ def test_aggregate():
 
 REWARDS = torch.tensor([1.0, 0.0, 0.5, 2.0, 2.0, 3.0])
 GROUPS = torch.tensor([0, 0, 0, 1, 1, 2])  # a: mixed rewards, b: all equal, c: alone
+ESTIMATORS = {"grpo": grpo_advantages, "dr-grpo": dr_grpo_advantages, "rloo": rloo_advantages}
 
 
 def test_grpo_estimator():
     # group a: mean 0.5, unbiased std 0.5; b: std 0; c: one rollout
     expected = [0.5 / (0.5 + 1e-6), -0.5 / (0.5 + 1e-6), 0, 0, 0, 0]
-    assert close(ADVANTAGE_ESTIMATORS["grpo"](REWARDS, GROUPS), expected)
-    assert close(ADVANTAGE_ESTIMATORS["grpo"](REWARDS, GROUPS, eps=0.5), [0.5, -0.5, 0, 0, 0, 0])
+    assert close(ESTIMATORS["grpo"](REWARDS, GROUPS), expected)
+    assert close(ESTIMATORS["grpo"](REWARDS, GROUPS, eps=0.5), [0.5, -0.5, 0, 0, 0, 0])
 
 
 def test_dr_grpo_estimator():
-    assert close(ADVANTAGE_ESTIMATORS["dr-grpo"](REWARDS, GROUPS), [0.5, -0.5, 0, 0, 0, 0])
+    assert close(ESTIMATORS["dr-grpo"](REWARDS, GROUPS), [0.5, -0.5, 0, 0, 0, 0])
     # no std: scaling the rewards scales the advantages
-    assert close(ADVANTAGE_ESTIMATORS["dr-grpo"](REWARDS * 4, GROUPS), [2.0, -2.0, 0, 0, 0, 0])
+    assert close(ESTIMATORS["dr-grpo"](REWARDS * 4, GROUPS), [2.0, -2.0, 0, 0, 0, 0])
 
 
 def test_rloo_estimator():
     # 1 - mean(0, .5) = .75; 0 - mean(1, .5) = -.75; .5 - mean(1, 0) = 0
-    assert close(ADVANTAGE_ESTIMATORS["rloo"](REWARDS, GROUPS), [0.75, -0.75, 0, 0, 0, 0])
+    assert close(ESTIMATORS["rloo"](REWARDS, GROUPS), [0.75, -0.75, 0, 0, 0, 0])
     r = torch.tensor([1.0, 0.0, 0.0, 0.0])
-    assert close(ADVANTAGE_ESTIMATORS["rloo"](r, torch.zeros(4, dtype=torch.long)), [1.0, -1 / 3, -1 / 3, -1 / 3])
+    assert close(ESTIMATORS["rloo"](r, torch.zeros(4, dtype=torch.long)), [1.0, -1 / 3, -1 / 3, -1 / 3])
 
 
 def test_group_ids_are_round_and_task():
@@ -99,20 +103,33 @@ def test_group_ids_are_round_and_task():
     assert ids.tolist() == [0, 1, 0, 2, 1]
 
 
-def test_estimator_registry():
-    @register_advantage_estimator("test-raw")
-    def raw(rewards, groups, *, eps=1e-6):
-        return rewards
+def test_estimators_are_registered_components(tmp_path, clean_modules):
+    """The built-ins come from the grpo and rloo plugins; a plugin's own estimator is found by the
+    config check (algorithm.estimator) and by the update (context.component), and a name that is
+    not registered fails the config check with the known names."""
+    from seal_core.config import load_raw, resolve
+    from seal_core.errors import SealError
 
-    try:
-        assert ADVANTAGE_ESTIMATORS["test-raw"] is raw
-        register_advantage_estimator("test-raw")(raw)  # the same function again is fine
-        with pytest.raises(ValueError, match="already registered"):
-            register_advantage_estimator("test-raw")(lambda rewards, groups, *, eps=1e-6: rewards)
-        assert GRPOOptions(estimator="test-raw").estimator == "test-raw"
-    finally:
-        del ADVANTAGE_ESTIMATORS["test-raw"]
-    assert {"grpo", "dr-grpo", "rloo"} <= set(ADVANTAGE_ESTIMATORS)
+    registry = Registry()
+    assert {"grpo", "dr-grpo", "rloo"} <= set(registry.components["advantage_estimator"])
+    path = tmp_path / "raw_estimator.py"
+    path.write_text(
+        "from seal_core import AdvantageEstimator, hookimpl\n\n"
+        "class Raw(AdvantageEstimator):\n"
+        "    name = 'test-raw'\n"
+        "    def advantages(self, rewards, groups, *, eps=1e-6):\n"
+        "        return rewards\n\n"
+        "@hookimpl\n"
+        "def seal_register_advantage_estimators(register):\n"
+        "    register(Raw())\n")
+    with_raw = Registry(extra_plugins=[str(path)])
+    config = resolve(load_raw(None, ["algorithm.name=grpo", "algorithm.estimator=test-raw"]), with_raw)
+    assert config.options["algorithm"].estimator == "test-raw"
+    context = UpdateContext(round=0, seed=0, workdir=tmp_path, components=with_raw.get)
+    grpo = with_raw.get("algorithm", "grpo").configured(config.options["algorithm"])
+    assert torch.equal(grpo.advantages(REWARDS, GROUPS, context), REWARDS)
+    with pytest.raises(SealError, match="advantage_estimator 'test-raw' \\(config key 'algorithm.estimator'\\).*dr-grpo"):
+        resolve(load_raw(None, ["algorithm.name=grpo", "algorithm.estimator=test-raw"]), registry)
 
 
 def test_gae():
@@ -286,8 +303,6 @@ def test_option_defaults_and_config_loading():
     assert (DrGRPOOptions().estimator, DrGRPOOptions().loss_agg) == ("dr-grpo", "seq-mean-token-sum")
     assert RLOOOptions().loss_agg == "seq-mean-token-sum"
     assert (PPOOptions().gamma, PPOOptions().lam, PPOOptions().epochs) == (1.0, 0.95, 4)
-    with pytest.raises(ValueError, match="estimator"):
-        GRPOOptions(estimator="nope")
     # the config loader reads the annotations (Literal, inherited fields) and checks the values
     opts = build_dataclass(GRPOOptions, {"beta": 0.04, "loss_agg": "token-mean", "epochs": 2}, "algorithm")
     assert (opts.beta, opts.loss_agg, opts.epochs) == (0.04, "token-mean", 2)
