@@ -78,7 +78,9 @@ def workload(args):
     else:
         edits = ["\n".join(s.strip() + "." for s in t.context.split(". ") if s.strip()) for t in tasks]
     datas = [domain.training_set(t, e) for t, e in zip(tasks, edits)]
-    seeds = [derive_seed(0, "inner", 0, t.id, 0) for t in tasks]
+    # the data order of each self-edit, as the engine seeds it for run seed --seed; LoRA's initial
+    # A is the same in every run (lora and multi-lora draw it under seed 0)
+    seeds = [derive_seed(args.seed, "inner", 0, t.id, 0) for t in tasks]
     return tasks, datas, seeds, source or "bundled passages"
 
 
@@ -303,6 +305,8 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="print a torch.profiler table of one K=8 batch (fast precision)")
     parser.add_argument("--fast", choices=["fp32", "bf16"], help="the fast precision (default: from the matmul probe)")
     parser.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda or cuda:N")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="run seed: each self-edit's data order (and the reference Trainer's seed) follow it")
     parser.add_argument("--sequential-edits", type=int, default=0,
                         help="time reference and lora on the first N self-edits only (0: all --edits)")
     parser.add_argument("--warmup", action=argparse.BooleanOptionalAction, default=None,
@@ -335,6 +339,7 @@ def main() -> None:
     for path in args.paths.replace("FAST", args.fast).split(","):
         cmd = [sys.executable, __file__, "--worker", path, "--edits", str(args.edits), "--epochs", str(args.epochs),
                "--max-lines", str(args.max_lines), "--model", args.model, "--fast", args.fast, "--data", args.data,
+               "--seed", str(args.seed),
                "--device", args.device, "--sequential-edits", str(args.sequential_edits), "--batches", str(args.batches)]
         cmd += [] if args.warmup is None else ["--warmup" if args.warmup else "--no-warmup"]
         cmd += ["--profile"] if args.profile else []
@@ -365,7 +370,8 @@ def summarise(results: dict, rates: dict, args) -> dict:
     spe = {p: r["seconds_per_edit"] for p, r in results.items()}
     first = next(iter(results.values()))
     fast = f"multi-lora-k8-{args.fast}"
-    out = {"model": args.model, "device": first["device"], "dtype": first["dtype"], "parameters": first["parameters"],
+    out = {"model": args.model, "seed": args.seed, "scores": {p: r["scores"] for p, r in results.items()},
+           "device": first["device"], "dtype": first["dtype"], "parameters": first["parameters"],
            "fast_precision": args.fast, "edits": {p: r["edits"] for p, r in results.items()},
            "texts": {p: r["texts"] for p, r in results.items()}, "epochs": args.epochs,
            "source": first["source"], "threads": first["threads"], "seconds_per_edit": spe,
