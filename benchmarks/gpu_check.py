@@ -253,7 +253,8 @@ def section_inner(runner: Runner, args, form: dict, work: Path) -> dict:
         result = runner.run(f"inner/{model}", [sys.executable, "benchmarks/inner_loop.py", "--device", args.device,
                                                "--model", model, "--data", "bundled", *form["inner_args"]],
                             form["caps"]["inner"])
-        text = runner.log.read_text()[log_start:]
+        # the log's size is in bytes and the progress bars write non-ASCII: slice bytes, then decode
+        text = runner.log.read_bytes()[log_start:].decode("utf-8", errors="replace")
         summary = [line for line in text.splitlines() if line.startswith("{") and '"seconds_per_edit"' in line]
         if summary:
             result["summary"] = json.loads(summary[-1])

@@ -189,14 +189,20 @@ def training_gflop(loaded, datas, args) -> float:
     return (4 * base + 6 * adapters) * tokens / 1e9
 
 
+def multi_path(path: str) -> tuple[int, str]:
+    """(K, precision) of a ``multi-lora-k<K>-<precision>`` path name."""
+    k, precision = path.removeprefix("multi-lora-k").split("-")
+    return int(k), precision
+
+
 def run_path(path: str, loaded, tasks, datas, seeds, args, qa):
     """(scores, training seconds, scoring seconds) of one path on these self-edits."""
     if path == "reference":
         return run_reference(loaded, tasks, datas, seeds, args, qa)
     if path == "lora":
         return run_lora(loaded, tasks, datas, seeds, args, qa)
-    k, precision = path.removeprefix("multi-lora-k").split("-")
-    return run_multi(loaded, tasks, datas, seeds, args, qa, int(k), precision,
+    k, precision = multi_path(path)
+    return run_multi(loaded, tasks, datas, seeds, args, qa, k, precision,
                      profile=args.profile and path == f"multi-lora-k8-{args.fast}")
 
 
@@ -209,7 +215,7 @@ def worker(path: str, args) -> dict:
 
     loaded = load_model(args.model, device=args.device)
     tasks, datas, seeds, source = workload(args)
-    keep = args.sequential_edits if path in SEQUENTIAL else int(path.split("-k")[1].split("-")[0]) * args.batches
+    keep = args.sequential_edits if path in SEQUENTIAL else multi_path(path)[0] * args.batches
     if keep:
         tasks, datas, seeds = tasks[:keep], datas[:keep], seeds[:keep]
     qa = QAEvaluator()

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 
 from seal_core import hookimpl
-from seal_core.inner import AdapterRecord, SequentialUpdater, attach_record, find_record
+from seal_core.inner import SequentialUpdater, adapter_state
 from seal_core.types import LoadedModel
 
 
@@ -51,13 +51,13 @@ class FullUpdater(SequentialUpdater):
     def trainable(self, student: LoadedModel) -> dict[str, torch.Tensor]:
         """The snapshot of every parameter, taken on first use and kept in the model's record."""
         model = student.model
-        record = find_record(model, self.name, (), student.spec)
-        if record is None:
+
+        def snapshot() -> dict[str, torch.Tensor]:
             for param in model.parameters():
                 param.requires_grad_(True)
-            record = attach_record(model, AdapterRecord(self.name, (), {n: p.detach().clone()
-                                                                        for n, p in model.named_parameters()}))
-        return record.state
+            return {n: p.detach().clone() for n, p in model.named_parameters()}
+
+        return adapter_state(model, self.name, (), student.spec, snapshot)
 
     @torch.no_grad()
     def merge(self, student: LoadedModel) -> None:

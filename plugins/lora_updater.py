@@ -19,8 +19,7 @@ import structlog
 import torch
 
 from seal_core import hookimpl
-from seal_core.inner import (ADAPTER, AdapterRecord, LoraOptions, SequentialUpdater, attach_record, enable_adapters,
-                             find_record, inject_lora)
+from seal_core.inner import ADAPTER, LoraOptions, SequentialUpdater, adapter_state, enable_adapters, inject_lora
 from seal_core.types import LoadedModel
 
 log = structlog.get_logger(__name__)
@@ -34,18 +33,18 @@ class LoraUpdater(SequentialUpdater):
 
     def trainable(self, student: LoadedModel) -> dict[str, torch.Tensor]:
         """Inject the adapters on first use; return their initial values."""
-        model, opts = student.model, self.options
+        opts = self.options
+
+        def inject() -> dict[str, torch.Tensor]:
+            initial = inject_lora(student.model, opts)
+            if not initial:
+                raise ValueError(f"inner.target_modules {opts.target_modules} match no layer of {student.spec}")
+            log.info("lora adapters injected", model=student.spec, r=opts.r, tensors=len(initial),
+                     parameters=sum(t.numel() for t in initial.values()))
+            return initial
+
         signature = (opts.r, opts.alpha, opts.dropout, tuple(opts.target_modules))
-        record = find_record(model, self.name, signature, student.spec)
-        if record is not None:
-            return record.state
-        initial = inject_lora(model, opts)
-        if not initial:
-            raise ValueError(f"inner.target_modules {opts.target_modules} match no layer of {student.spec}")
-        attach_record(model, AdapterRecord(self.name, signature, initial))
-        log.info("lora adapters injected", model=student.spec, r=opts.r, tensors=len(initial),
-                 parameters=sum(t.numel() for t in initial.values()))
-        return initial
+        return adapter_state(student.model, self.name, signature, student.spec, inject)
 
     def switch(self, student: LoadedModel, on: bool) -> None:
         enable_adapters(student.model, on)

@@ -43,9 +43,9 @@ from torch import nn
 from seal_core import InnerUpdater, hookimpl
 from seal_core.components import AdaptedBatch
 from seal_core.errors import NonFiniteLoss
-from seal_core.inner import (PACKED_ATTENTION, AdapterRecord, LinearCrossEntropy, LoraOptions, Routing, StackedAdamW,
-                             StackedLoraLinear, attach_record, find_record, pack_rows, packed_lengths, peft_initial_a,
-                             step_batches, tokenize_examples, warn_if_truncated)
+from seal_core.inner import (PACKED_ATTENTION, LinearCrossEntropy, LoraOptions, Routing, StackedAdamW, StackedLoraLinear,
+                             adapter_state, pack_rows, packed_lengths, peft_initial_a, step_batches, tokenize_examples,
+                             warn_if_truncated)
 from seal_core.types import LoadedModel, TrainingSet
 
 log = structlog.get_logger(__name__)
@@ -117,11 +117,12 @@ class MultiLoraUpdater(InnerUpdater):
 
     def _install(self, student: LoadedModel) -> _Installed:
         """Wrap the target layers on first use (kept in the model's adapter record)."""
-        model, opts = student.model, self.options
+        opts = self.options
         signature = (opts.r, opts.alpha, opts.dropout, tuple(opts.target_modules), opts.max_adapters)
-        record = find_record(model, self.name, signature, student.spec)
-        if record is not None:
-            return record.state
+        return adapter_state(student.model, self.name, signature, student.spec, lambda: self._wrap(student))
+
+    def _wrap(self, student: LoadedModel) -> _Installed:
+        model, opts = student.model, self.options
         initial = peft_initial_a(model, opts)
         if not initial:
             raise ValueError(f"inner.target_modules {opts.target_modules} match no linear layer of {student.spec}")
@@ -137,7 +138,6 @@ class MultiLoraUpdater(InnerUpdater):
         for pname, param in model.named_parameters():
             param.requires_grad_("lora_" in pname)
         installed = _Installed(layers, routing, initial_a)
-        attach_record(model, AdapterRecord(self.name, signature, installed))
         self._reset_slots(installed)
         log.info("multi-lora adapters injected", model=student.spec, r=opts.r, adapters=opts.max_adapters,
                  layers=len(layers), parameters_per_adapter=sum(a.numel() + l.lora_B[0].numel() for a, l in zip(initial_a, layers)))

@@ -20,15 +20,16 @@ def trace_requested() -> bool:
     return os.environ.get(TRACE_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
 
 
+def shorten(text: str, limit: int = 80) -> str:
+    """``text``, cut to ``limit`` characters with "..." when longer."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _trace_value(value: Any) -> Any:
     """A hook argument as the trace shows it: numbers as they are, the rest as a short text."""
     if value is None or isinstance(value, (bool, int, float)):
         return value
-    if isinstance(value, (str, Path)):
-        text = str(value)
-        return text if len(text) <= 80 else text[:77] + "..."
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
+    return shorten(str(value) if isinstance(value, (str, Path)) else repr(value))
 
 
 class HookTracer:

@@ -35,7 +35,7 @@ from seal_core.components import (
     Setup,
 )
 from seal_core.errors import PluginError, SealError
-from seal_core.hook_trace import HookTracer, trace_requested
+from seal_core.hook_trace import HookTracer, shorten, trace_requested
 from seal_core.plugin_import import Origin, import_plugin
 
 ENTRY_POINT_GROUP = "seal"
@@ -127,8 +127,7 @@ def _a(word: str) -> str:
 
 
 def _short(value: Any, limit: int = 80) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    return shorten(repr(value), limit)
 
 
 class _Register:

@@ -10,6 +10,7 @@ model.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 ATTRIBUTE = "_seal_inner"
@@ -22,24 +23,20 @@ class AdapterRecord:
     state: Any  # the updater's own
 
 
-def find_record(model: Any, kind: str, signature: tuple, spec: str) -> AdapterRecord | None:
-    """The record ``kind`` left on ``model`` with these settings; None if the model has none.
-    Raises if another updater, or ``kind`` with other settings, left one."""
+def adapter_state(model: Any, kind: str, signature: tuple, spec: str, make: Callable[[], Any]) -> Any:
+    """The state updater ``kind`` keeps on ``model`` for these settings: the one recorded there, or
+    ``make()``'s on first use (then recorded). Raises if another updater, or ``kind`` with other
+    settings, left a record."""
     record = getattr(model, ATTRIBUTE, None)
     if record is None:
-        return None
-    if record.kind != kind:
+        record = AdapterRecord(kind, signature, make())
+        setattr(model, ATTRIBUTE, record)
+    elif record.kind != kind:
         raise RuntimeError(f"{spec} already carries the `{record.kind}` inner updater's state, so `{kind}` cannot "
                            "adapt it: use one inner updater per model")
-    if record.signature != signature:
+    elif record.signature != signature:
         raise RuntimeError(f"{spec} already carries `{kind}` adapters made with {record.signature}, not {signature}")
-    return record
-
-
-def attach_record(model: Any, record: AdapterRecord) -> AdapterRecord:
-    """Keep ``record`` on ``model`` (see :func:`find_record`)."""
-    setattr(model, ATTRIBUTE, record)
-    return record
+    return record.state
 
 
 def record_of(model: Any) -> AdapterRecord | None:
