@@ -40,6 +40,7 @@ from seal_core import distributed
 from seal_core.components import Roles, UpdateContext, algorithm_flag
 from seal_core.config import Config
 from seal_core.errors import DataError, EditRejected
+from seal_core.events import EventHooks
 from seal_core.models import load_model, weights_sha
 from seal_core.registry import Registry
 from seal_core.interrupt import StopFlag
@@ -78,7 +79,8 @@ class Engine:
         self.updater = registry.get("inner_updater", names["inner"]).configured(opts["inner"])
         self.algorithm = registry.get("algorithm", names["algorithm"]).configured(opts["algorithm"])
         self.setup = registry.get("setup", config.run.setup)
-        self.hooks = registry.hook if distributed.is_main() else _NoHooks()  # events: once, from rank 0
+        # events: once, from rank 0; a plugin that raises in one is logged, never the run's end
+        self.hooks = EventHooks(registry.pm) if distributed.is_main() else _NoHooks()
         self._base_scores: dict[tuple[int, str], Score] = {}
 
     # -- set-up --------------------------------------------------------------------------------

@@ -15,7 +15,8 @@ Component hooks hand the plugin a ``register`` callback; call it once per compon
 The core checks each component's contract, and two components of one kind with one name are an
 error that names both plugins. Component hooks are called once per plugin when the registry
 loads, before any model loads. Event hooks are called by the engine while a run goes on; their
-return values are ignored, and an exception raised in one stops the run.
+return values are ignored, and an exception raised in one is logged as a warning (once per plugin
+and hook) and the run goes on: a broken tracker never costs a run.
 
 Set ``SEAL_TRACE_HOOKS=1`` to log every hook call, with the plugins that implement it.
 """
