@@ -16,6 +16,9 @@ docs/distributed.md), with SFTTrainer's defaults: the same rows and LoRA, loss o
 tokens (mean over the minibatch's tokens), AdamW without weight decay, gradient norm clipped to
 1, learning rate decaying linearly to 0; minibatches are drawn by
 :func:`seal_core.zero.minibatches` rather than by the Trainer's sampler.
+
+The run's ``report_to`` reaches the SFT Trainer (:func:`trainer_reporting`): its loss per step goes
+to TensorBoard under ``RUN_DIR/tensorboard/rest-em-roundN`` and to wandb or trackio when installed.
 """
 
 from __future__ import annotations
@@ -72,6 +75,28 @@ def select_rollouts(rollouts: list[Rollout], keep_top: int, min_reward: float) -
         ranked = sorted(by_task[task_id], key=lambda r: (-r.reward, r.edit_index))
         kept.extend(ranked[:keep_top])
     return kept
+
+
+def trainer_reporting(context: UpdateContext) -> tuple[list[str], list[Any]]:
+    """(``report_to``, callbacks) for the SFT Trainer from the run's ``report_to``: the trackers
+    among tensorboard, wandb and trackio that are installed (a missing one is left out, never an
+    error). TensorBoard gets its own callback writing under ``RUN_DIR/tensorboard/rest-em-roundN``:
+    the Trainer's default directory is inside its temporary output directory."""
+    if not context.report_to:
+        return [], []
+    from transformers.integrations import get_available_reporting_integrations
+
+    ours = {"tensorboard", "wandb", "trackio"}
+    available = ours & set(get_available_reporting_integrations())
+    wanted = available if "all" in context.report_to else available & set(context.report_to)
+    callbacks = []
+    if "tensorboard" in wanted:
+        from torch.utils.tensorboard import SummaryWriter
+        from transformers.integrations import TensorBoardCallback
+
+        log_dir = context.workdir / "tensorboard" / f"rest-em-round{context.round}"
+        callbacks.append(TensorBoardCallback(SummaryWriter(log_dir=str(log_dir))))
+    return sorted(wanted - {"tensorboard"}), callbacks
 
 
 class RestEM(RLAlgorithm):
@@ -148,6 +173,7 @@ class RestEM(RLAlgorithm):
         datasets.disable_progress_bars()  # TRL's dataset preparation bars, for a handful of rows
         tokenizer = work.tokenizer
         rows = [{"prompt": format_prompt(tokenizer, r.prompt), "completion": r.edit} for r in kept]
+        report_to, callbacks = trainer_reporting(context)
         on_gpu = work.device.type == "cuda"
         with tempfile.TemporaryDirectory(dir=context.workdir, prefix="rest-em-") as tmp:
             args = SFTConfig(
@@ -162,15 +188,17 @@ class RestEM(RLAlgorithm):
                 seed=context.seed,
                 data_seed=context.seed,
                 save_strategy="no",
-                report_to="none",
-                logging_strategy="no",  # the loss is logged once, through structlog
+                report_to=report_to or "none",
+                # without trackers the loss is logged once, through structlog
+                logging_strategy="steps" if report_to or callbacks else "no",
+                logging_steps=1,
                 disable_tqdm=False,
                 dataloader_num_workers=0,
             )
             peft_config = self._lora_config() if opts.lora else None
             work.model.train()
             trainer = SFTTrainer(model=work.model, args=args, train_dataset=Dataset.from_list(rows),
-                                 processing_class=tokenizer, peft_config=peft_config)
+                                 processing_class=tokenizer, peft_config=peft_config, callbacks=callbacks)
             result = trainer.train()
             model = trainer.model
             if opts.lora:

@@ -16,7 +16,7 @@ import copy
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -216,6 +216,9 @@ class UpdateContext:
     #: ``lookup(kind, name)``: a registered component (the engine passes its registry's, so
     #: components of ``--plugins`` files are found); None: the installed plugins' registry
     components: Callable[[str, str], Any] | None = None
+    #: the run's ``report_to`` trackers (tensorboard, wandb, trackio, all), for an update that
+    #: reports its own training (rest-em's SFT); empty: report nothing
+    report_to: list[str] = field(default_factory=list)
 
     def component(self, kind: str, name: str) -> Any:
         """The registered component ``name`` of ``kind`` (e.g. an ``advantage_estimator``)."""

@@ -61,6 +61,10 @@ class NamedSection:
     name: str | None = None  # None: the default component (for the evaluator: the domain's)
 
 
+#: what ``report_to`` takes (besides none): the trackers of seal_plugins.trackers, or all of them
+TRACKERS = ("tensorboard", "wandb", "trackio", "all")
+
+
 @dataclass
 class RunSection:
     seed: int = 0
@@ -72,8 +76,15 @@ class RunSection:
     # adapter per passage; cpt = all domain.eval_limit passages' self-edits in one adapter;
     # continual = one after another, merged after each step, with a retention matrix
     experiment: Literal["single", "cpt", "continual"] = "single"
+    #: experiment trackers that follow the run (the built-in ``trackers`` plugin) and rest-em's
+    #: SFT: tensorboard | wandb | trackio | all (every one installed); none or [] (the default): none
+    report_to: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        self.report_to = [] if self.report_to in (["none"], ["None"]) else list(self.report_to)
+        unknown = [t for t in self.report_to if t not in TRACKERS]
+        if unknown:
+            raise ValueError(f"report_to {unknown} is not allowed: use none, all or a list of {', '.join(TRACKERS[:-1])}")
         if self.rounds < 0:
             raise ValueError(f"rounds must be >= 0, got {self.rounds}")
         if self.edits_per_task < 1:

@@ -328,7 +328,7 @@ class Engine:
         context = UpdateContext(round=rnd, seed=derive_seed(cfg.run.seed, "update", rnd),
                                 workdir=self.store.dir, reference=lambda: self.load(roles.generator.spec),
                                 deepspeed=deepspeed_config(cfg.trainer.deepspeed, self.algorithm),
-                                components=self.registry.get)
+                                components=self.registry.get, report_to=cfg.run.report_to)
         seed_all(context.seed)
         if distributed.active() and context.deepspeed is None:  # no DeepSpeed path: rank 0 updates alone
             stats = self.algorithm.update(roles.generator, rollouts, context) if distributed.is_main() else {}
