@@ -2,34 +2,47 @@
 
 Each prompt is wrapped in the model's chat template (:func:`seal_core.prompting.format_prompt`)
 and sampled ``k`` times with ``num_return_sequences=k``; greedy mode decodes once per prompt.
+
+Where the domain declares a self-edit schema and ``generator.constrained`` is on (the default),
+each step samples from the model's distribution restricted to the tokens the schema allows
+(:mod:`seal_core.constrained`, llguidance), so every self-edit parses; greedy mode takes the most
+likely allowed token.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from typing import Any
+
 from seal_core import EditGenerator, LoadedModel, TaskInstance, hookimpl
+from seal_core.constrained import constraint_for
 from seal_core.generation import SamplingOptions, generate_texts
 from seal_core.prompting import format_prompt
 
 
 @dataclass
 class HFGenerateOptions(SamplingOptions):
-    """temperature, top_p, max_new_tokens (see :class:`seal_core.generation.SamplingOptions`)."""
+    """temperature, top_p, max_new_tokens, constrained (see :class:`seal_core.generation.SamplingOptions`)."""
 
 
 class HFGenerate(EditGenerator):
     name = "hf-generate"
     Options = HFGenerateOptions
 
+    def constrained_by(self, schema: dict[str, Any]) -> dict[str, Any] | None:
+        return schema if self.options.constrained else None
+
     def generate(self, model: LoadedModel, prompts: list[str], k: int, *, greedy: bool = False,
-                 tasks: list[TaskInstance] | None = None) -> list[list[str]]:
+                 tasks: list[TaskInstance] | None = None, schema: dict[str, Any] | None = None) -> list[list[str]]:
         opts = self.options
         inputs = [format_prompt(model.tokenizer, p) for p in prompts]
         n = 1 if greedy else k
+        processor = constraint_for(schema, model.tokenizer).processor() if schema is not None else None
         flat = generate_texts(
             model.model, model.tokenizer, inputs, max_new_tokens=opts.max_new_tokens,
             do_sample=not greedy, temperature=opts.temperature, top_p=opts.top_p, num_return_sequences=n,
+            logits_processor=processor,
         )
         grouped = [[t.strip() for t in flat[i * n:(i + 1) * n]] for i in range(len(prompts))]
         return [g * k if greedy else g for g in grouped]

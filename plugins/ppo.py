@@ -120,7 +120,7 @@ class PPO(RLAlgorithm):
             return {**stats, "skipped": "no rollouts"}
         work = trainable_copy(policy)
         head = self.value_head(policy)
-        data = TokenizedRollouts(work, rollouts, opts.max_length)
+        data = TokenizedRollouts(work, rollouts, opts.max_length, schema=context.edit_schema)
         logps, values = self._score(work.model, head, data, opts.batch_size)
         old = old_logprobs(work.model, data, opts.batch_size, computed=logps)
         T = max(data.n_tokens(i) for i in range(len(data)))

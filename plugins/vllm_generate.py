@@ -12,6 +12,12 @@ into vLLM with the model's ``load_weights``. Prompts are formatted with the chat
 passed as token ids (no second BOS), as ``hf-generate`` does; a request's sampling seed is the
 torch seed the engine set for that task, so the self-edits depend on the task, not on the order.
 
+A domain's self-edit schema (``generator.constrained``, on by default) goes to vLLM's structured
+outputs (``StructuredOutputsParams(json=...)``; ``GuidedDecodingParams`` before vLLM 0.11) with
+its ``guidance`` backend, which is llguidance, as ``hf-generate``'s, with the same JSON layout
+(:func:`seal_core.constrained.laid_out`): the engine's log-probs, computed under the same schema
+with the policy's own weights, replay the grammar vLLM sampled under.
+
 Tested here only for the error path (no vLLM, no GPU on the machines this project is built on);
 the engine-facing calls are checked against a stand-in for vLLM in tests/test_vllm_generate.py.
 """
@@ -27,6 +33,7 @@ from typing import Any
 import torch
 
 from seal_core import EditGenerator, LoadedModel, TaskInstance, hookimpl
+from seal_core.constrained import laid_out
 from seal_core.generation import SamplingOptions
 from seal_core.models import is_tiny_spec, plain_state_dict
 from seal_core.prompting import format_prompt
@@ -46,6 +53,27 @@ class VLLMOptions(SamplingOptions):  # temperature, top_p, max_new_tokens, as hf
                 "generator 'vllm' needs vLLM, which is not installed: pip install vllm (on a machine "
                 "with a CUDA GPU), or use generator.name=hf-generate"
             )
+
+
+def _new_api() -> bool:
+    """vLLM 0.11 or later: ``StructuredOutputsParams`` (earlier: ``GuidedDecodingParams``)."""
+    from vllm import sampling_params
+
+    return hasattr(sampling_params, "StructuredOutputsParams")
+
+
+def structured_backend() -> dict[str, Any]:
+    """``LLM(...)`` keywords that make llguidance (vLLM's ``guidance``) the structured-output backend."""
+    return {"structured_outputs_config": {"backend": "guidance"}} if _new_api() else {"guided_decoding_backend": "guidance"}
+
+
+def structured_params(schema: dict[str, Any]) -> dict[str, Any]:
+    """``SamplingParams(...)`` keywords that constrain a request to the JSON ``schema``."""
+    from vllm import sampling_params
+
+    if _new_api():
+        return {"structured_outputs": sampling_params.StructuredOutputsParams(json=laid_out(schema))}
+    return {"guided_decoding": sampling_params.GuidedDecodingParams(json=laid_out(schema))}
 
 
 def fingerprint(model: Any) -> float:
@@ -75,7 +103,7 @@ class VLLMGenerate(EditGenerator):
             dtype = str(next(model.model.parameters()).dtype).removeprefix("torch.")
             state.update(model=model.model, version=None, llm=LLM(
                 model=source, dtype=dtype, gpu_memory_utilization=opts.gpu_memory_utilization,
-                enforce_eager=opts.enforce_eager, seed=0))
+                enforce_eager=opts.enforce_eager, seed=0, **(structured_backend() if opts.constrained else {})))
         version = fingerprint(model.model)
         if state["version"] is not None and version != state["version"]:
             worker = state["llm"].llm_engine.model_executor.driver_worker
@@ -84,8 +112,11 @@ class VLLMGenerate(EditGenerator):
         state["version"] = version
         return state["llm"]
 
+    def constrained_by(self, schema: dict[str, Any]) -> dict[str, Any] | None:
+        return schema if self.options.constrained else None
+
     def generate(self, model: LoadedModel, prompts: list[str], k: int, *, greedy: bool = False,
-                 tasks: list[TaskInstance] | None = None) -> list[list[str]]:
+                 tasks: list[TaskInstance] | None = None, schema: dict[str, Any] | None = None) -> list[list[str]]:
         from vllm import SamplingParams
 
         opts = self.options
@@ -93,7 +124,7 @@ class VLLMGenerate(EditGenerator):
         n = 1 if greedy else k
         params = SamplingParams(n=n, temperature=0.0 if greedy else opts.temperature,
                                 top_p=1.0 if greedy else opts.top_p, max_tokens=opts.max_new_tokens,
-                                seed=torch.initial_seed())
+                                seed=torch.initial_seed(), **(structured_params(schema) if schema is not None else {}))
         requests = [{"prompt_token_ids": model.tokenizer(format_prompt(model.tokenizer, p),
                                                          add_special_tokens=False)["input_ids"]} for p in prompts]
         outputs = llm.generate(requests, params, use_tqdm=False)

@@ -80,6 +80,19 @@ class Domain(Component):
         """
         return TrainingSet.from_texts(self.training_texts(task, edit))
 
+    def edit_schema(self) -> dict[str, Any] | None:
+        """Optional: the form of this domain's self-edits as a JSON schema, or None (the default:
+        free text).
+
+        An edit generator that honours a schema (``hf-generate`` and ``vllm``, while
+        ``generator.constrained`` is on, the default) then writes only self-edits that match it,
+        by constrained decoding, and the RL algorithms score self-edits under that constrained
+        distribution (:mod:`seal_core.constrained`). The schema may depend on the domain's
+        options. :meth:`training_set` should still check what it is given: other generators, or
+        ``generator.constrained=false``, write freely.
+        """
+        return None
+
 
 class Evaluator(Component):
     """Scores a (possibly adapted) model on a task, without showing it the context."""
@@ -119,8 +132,19 @@ class EditGenerator(Component):
         """Return, for each prompt, a list of ``k`` self-edits (``greedy``: deterministic).
 
         ``tasks`` are the tasks the prompts were made from (the engine always passes them), for
-        generators that look self-edits up rather than write them (``from-file``).
+        generators that look self-edits up rather than write them (``from-file``). A generator
+        whose :meth:`constrained_by` returns a schema also gets ``schema=`` (that schema).
         """
+
+    def constrained_by(self, schema: dict[str, Any]) -> dict[str, Any] | None:
+        """The schema this generator's self-edits will follow when the domain declares ``schema``
+        (:meth:`Domain.edit_schema`); None (the default): it writes freely and gets no ``schema``.
+
+        Return ``schema`` (or a narrower one) only if :meth:`generate` accepts ``schema=`` and
+        then samples from the model's distribution restricted to tokens the schema allows: the
+        engine computes the RL log-probs of the self-edits under that restriction.
+        """
+        return None
 
 
 class InnerUpdater(Component):
@@ -216,6 +240,10 @@ class UpdateContext:
     #: ``lookup(kind, name)``: a registered component (the engine passes its registry's, so
     #: components of ``--plugins`` files are found); None: the installed plugins' registry
     components: Callable[[str, str], Any] | None = None
+    #: the JSON schema the round's self-edits were sampled under (constrained decoding), or None:
+    #: pass it to :class:`seal_core.logprobs.TokenizedRollouts` so that log-probs are those of
+    #: the constrained distribution
+    edit_schema: dict[str, Any] | None = None
     #: the run's ``report_to`` trackers (tensorboard, wandb, trackio, all), for an update that
     #: reports its own training (rest-em's SFT); empty: report nothing
     report_to: list[str] = field(default_factory=list)

@@ -39,6 +39,7 @@ from tqdm import tqdm
 from seal_core import distributed
 from seal_core.components import Roles, UpdateContext, algorithm_flag
 from seal_core.config import Config
+from seal_core.constrained import run_schema
 from seal_core.errors import DataError, EditRejected
 from seal_core.events import EventHooks
 from seal_core.models import load_model, weights_sha
@@ -79,6 +80,8 @@ class Engine:
         self.updater = registry.get("inner_updater", names["inner"]).configured(opts["inner"])
         self.algorithm = registry.get("algorithm", names["algorithm"]).configured(opts["algorithm"])
         self.setup = registry.get("setup", config.run.setup)
+        # the domain's self-edit schema where the generator constrains to it; None: free text
+        self.edit_schema = run_schema(self.domain, self.generator)
         # events: once, from rank 0; a plugin that raises in one is logged, never the run's end
         self.hooks = EventHooks(registry.pm) if distributed.is_main() else _NoHooks()
         self._base_scores: dict[tuple[int, str], Score] = {}
@@ -245,14 +248,16 @@ class Engine:
                          disable=not distributed.is_main()):
             seed_all(derive_seed(self.config.run.seed, "generate", rnd, task.id, greedy))
             prompt = self.domain.edit_prompt(task)
-            edits = self.generator.generate(roles.generator, [prompt], k, greedy=greedy, tasks=[task])[0]
+            schema = {"schema": self.edit_schema} if self.edit_schema is not None else {}
+            edits = self.generator.generate(roles.generator, [prompt], k, greedy=greedy, tasks=[task], **schema)[0]
             out.append((prompt, edits))
         return distributed.gather_lists(out)
 
     def edit_logprobs(self, tasks: list[TaskInstance], edits: dict[str, tuple[str, list[str]]],
                       roles: Roles) -> dict[tuple[str, int], list[float]]:
         """Per-token log-probs of each self-edit under the policy that wrote it, for algorithms
-        that declare ``needs_logprobs`` (the "old" policy of a clipped-ratio update)."""
+        that declare ``needs_logprobs`` (the "old" policy of a clipped-ratio update); under the
+        run's self-edit schema, if any (the constrained distribution the edits were sampled from)."""
         if not algorithm_flag(self.algorithm, "needs_logprobs"):
             return {}
         from seal_core.logprobs import completion_logprobs
@@ -262,7 +267,8 @@ class Engine:
         for task in distributed.shard(tasks):
             prompt, task_edits = edits[task.id]
             with torch.no_grad():
-                logp, mask = completion_logprobs(gen.model, gen.tokenizer, [prompt] * len(task_edits), task_edits)
+                logp, mask = completion_logprobs(gen.model, gen.tokenizer, [prompt] * len(task_edits), task_edits,
+                                                 schema=self.edit_schema)
             for i, (row, keep) in enumerate(zip(logp, mask)):
                 out[(task.id, i)] = [float(v) for v, m in zip(row, keep) if m]
         return {key: value for part in distributed.gather(out) for key, value in part.items()}
@@ -328,7 +334,7 @@ class Engine:
         context = UpdateContext(round=rnd, seed=derive_seed(cfg.run.seed, "update", rnd),
                                 workdir=self.store.dir, reference=lambda: self.load(roles.generator.spec),
                                 deepspeed=deepspeed_config(cfg.trainer.deepspeed, self.algorithm),
-                                components=self.registry.get, report_to=cfg.run.report_to)
+                                components=self.registry.get, edit_schema=self.edit_schema, report_to=cfg.run.report_to)
         seed_all(context.seed)
         if distributed.active() and context.deepspeed is None:  # no DeepSpeed path: rank 0 updates alone
             stats = self.algorithm.update(roles.generator, rollouts, context) if distributed.is_main() else {}

@@ -15,6 +15,7 @@ class SamplingOptions:
     temperature: float = 1.0  # sampling temperature (greedy edits for evaluation ignore it)
     top_p: float = 0.95  # nucleus sampling
     max_new_tokens: int = 192  # self-edit length in tokens; longer edits are cut there
+    constrained: bool = True  # follow the domain's self-edit schema (constrained decoding) where it declares one; false: free text
 
     def __post_init__(self) -> None:
         if self.temperature <= 0:
@@ -36,9 +37,14 @@ def generate_texts(
     temperature: float = 1.0,
     top_p: float = 1.0,
     num_return_sequences: int = 1,
+    logits_processor: Any = None,
 ) -> list[str]:
     """Complete each already-formatted input; returns ``len(inputs) * num_return_sequences``
-    completions, the samples of one input next to each other, special tokens removed."""
+    completions, the samples of one input next to each other, special tokens removed.
+
+    ``logits_processor``: a transformers logits processor (such as
+    :meth:`seal_core.constrained.EditConstraint.processor`), applied before temperature and top-p.
+    """
     if not inputs:
         return []
     previous_side = tokenizer.padding_side
@@ -50,6 +56,10 @@ def generate_texts(
     device = next(model.parameters()).device
     enc = {k: v.to(device) for k, v in enc.items()}
     sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p} if do_sample else {"do_sample": False}
+    if logits_processor is not None:
+        from transformers import LogitsProcessorList
+
+        sampling["logits_processor"] = LogitsProcessorList([logits_processor])
     out = model.generate(
         **enc,
         max_new_tokens=max_new_tokens,

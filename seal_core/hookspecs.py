@@ -49,7 +49,11 @@ def seal_register_domains(register: Callable[[Any], None]) -> None:
     Optionally ``training_set(task, edit)`` returns a :class:`seal_core.TrainingSet` instead:
     prompt/completion examples with a completion-only loss, or a learning rate, epochs and a
     step cap chosen by the self-edit (raise :class:`seal_core.EditRejected` for an unusable one).
-    Its ``Options`` dataclass declares its own ``domain.*`` config keys.
+    Optionally ``edit_schema()`` returns the form of its self-edits as a JSON schema (a dict; the
+    default ``None`` is free text): ``hf-generate`` and ``vllm`` then write only self-edits that
+    match it, by constrained decoding (``generator.constrained``, on by default), and the RL
+    algorithms use the log-probs of that constrained distribution. Its ``Options`` dataclass
+    declares its own ``domain.*`` config keys.
 
     :param register: call ``register(domain)`` once for each domain (an instance, not a class).
 
@@ -89,8 +93,11 @@ def seal_register_edit_generators(register: Callable[[Any], None]) -> None:
 
     An edit generator has a ``name`` and ``generate(model, prompts, k, greedy=False,
     tasks=None)``, which returns, for each prompt, a list of ``k`` self-edits written by
-    ``model`` (a :class:`seal_core.LoadedModel`). Its ``Options`` dataclass declares its
-    ``generator.*`` config keys.
+    ``model`` (a :class:`seal_core.LoadedModel`). Optionally ``constrained_by(schema)`` returns
+    the domain's self-edit schema when the generator honours it; the engine then passes
+    ``generate(..., schema=schema)`` and the generator must sample only from the tokens the
+    schema allows (:mod:`seal_core.constrained` compiles it for a tokenizer). Its ``Options``
+    dataclass declares its ``generator.*`` config keys.
 
     :param register: call ``register(generator)`` once for each edit generator.
     """

@@ -2,7 +2,13 @@
 algorithm computes the same way (the engine stores the sampling policy's with each rollout).
 
 Conventions as in :mod:`seal_core.rl`: ``B`` rollouts in a batch, ``T`` completion tokens
-(right-padded), ``L`` prompt + completion tokens; masks are float tensors of 0 and 1.
+(right-padded), ``L`` prompt + completion tokens, ``W`` words of a token bitmask; masks are float
+tensors of 0 and 1.
+
+Under a self-edit schema (``schema=``, the run's ``UpdateContext.edit_schema``) the log-probs are
+those of the constrained distribution the self-edits were sampled from: before the log-softmax,
+the logits of the tokens the schema did not allow at that position are set to -inf
+(:mod:`seal_core.constrained`), so a token the schema forces has log-prob 0.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from typing import Any
 import structlog
 import torch
 
+from seal_core.constrained import constraint_for, mask_logits
 from seal_core.prompting import format_prompt
 from seal_core.types import LoadedModel, Rollout
 
@@ -33,6 +40,7 @@ class CompletionBatch:
     position_ids: Tensor  # (B, L) positions as if unpadded (the same numbers as generation)
     targets: Tensor  # (B, T) the completion token ids (0 under padding); L = P + T
     mask: Tensor  # (B, T) float: 1 for a completion token, 0 for padding
+    allowed: Tensor | None = None  # (B, T, W) int32 bitmasks of the tokens allowed at each position; None: all
 
 
 def tokenize_pairs(tokenizer: Any, prompts: Sequence[str], completions: Sequence[str],
@@ -56,8 +64,10 @@ def tokenize_pairs(tokenizer: Any, prompts: Sequence[str], completions: Sequence
     return pairs
 
 
-def collate(pairs: Sequence[tuple[list[int], list[int]]], pad_id: int, device: Any = "cpu") -> CompletionBatch:
-    """Left-pad the prompts to the longest (P), right-pad the completions to the longest (T)."""
+def collate(pairs: Sequence[tuple[list[int], list[int]]], pad_id: int, device: Any = "cpu",
+            allowed: Sequence[Tensor] | None = None) -> CompletionBatch:
+    """Left-pad the prompts to the longest (P), right-pad the completions to the longest (T);
+    ``allowed``: each completion's (its T, W) bitmasks, padded with all-allowed rows."""
     P = max(len(p) for p, _ in pairs)
     T = max(1, max(len(c) for _, c in pairs))
     B = len(pairs)
@@ -71,7 +81,13 @@ def collate(pairs: Sequence[tuple[list[int], list[int]]], pad_id: int, device: A
         targets[b, : len(c)] = torch.tensor(c, dtype=torch.long)
         mask[b, : len(c)] = 1.0
     position_ids = (attention.cumsum(-1) - 1).clamp_min(0)  # (B, L)
-    return CompletionBatch(*(t.to(device) for t in (input_ids, attention, position_ids, targets, mask)))
+    bits = None
+    if allowed is not None:
+        bits = torch.full((B, T, allowed[0].shape[-1]), -1, dtype=torch.int32)  # (B, T, W)
+        for b, rows in enumerate(allowed):
+            bits[b, : len(rows)] = rows[:T]
+        bits = bits.to(device)
+    return CompletionBatch(*(t.to(device) for t in (input_ids, attention, position_ids, targets, mask)), allowed=bits)
 
 
 def _keeps_logits(model: Any) -> bool:
@@ -95,13 +111,15 @@ def forward_completions(model: Any, batch: CompletionBatch, *, hidden: bool = Fa
     out = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, position_ids=batch.position_ids,
                 output_hidden_states=hidden, **kwargs)
     logits = out.logits[:, -(T + 1):-1].float()  # (B, T, V): position P - 1 + t predicts token t
+    if batch.allowed is not None:
+        logits = mask_logits(logits, batch.allowed)  # (B, T, V): the constrained distribution
     logp = torch.log_softmax(logits, dim=-1).gather(-1, batch.targets[..., None]).squeeze(-1)  # (B, T)
     states = out.hidden_states[-1][:, -(T + 1):-1] if hidden else None  # (B, T, H)
     return logp * batch.mask, states
 
 
 def completion_logprobs(model: Any, tokenizer: Any, prompts: list[str], completions: list[str], *,
-                        max_length: int = 1024) -> tuple[Tensor, Tensor]:
+                        max_length: int = 1024, schema: dict[str, Any] | None = None) -> tuple[Tensor, Tensor]:
     """Per-token log-probs (B, T) of each completion (and the eos after it) given its edit prompt,
     and the float mask (B, T) of real completion tokens.
 
@@ -109,12 +127,25 @@ def completion_logprobs(model: Any, tokenizer: Any, prompts: list[str], completi
     :func:`seal_core.prompting.format_prompt`, as the generator formats them. Call under
     ``torch.no_grad()`` unless you want gradients. The log-probs of rollout ``i`` as
     :class:`seal_core.Rollout` stores them: ``[lp for lp, m in zip(logp[i], mask[i]) if m]``.
+    ``schema``: the self-edit schema they were sampled under (log-probs of the constrained
+    distribution); None: unconstrained.
     """
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     device = next(model.parameters()).device
-    batch = collate(tokenize_pairs(tokenizer, prompts, completions, max_length), pad, device)
+    pairs = tokenize_pairs(tokenizer, prompts, completions, max_length)
+    batch = collate(pairs, pad, device, schema_masks(schema, tokenizer, pairs))
     logp, _ = forward_completions(model, batch)
     return logp, batch.mask
+
+
+def schema_masks(schema: dict[str, Any] | None, tokenizer: Any,
+                 pairs: Sequence[tuple[list[int], list[int]]]) -> list[Tensor] | None:
+    """Each completion's (T, W) bitmasks under ``schema`` (what the sampler allowed before each
+    token); None without a schema."""
+    if schema is None:
+        return None
+    constraint = constraint_for(schema, tokenizer)
+    return [constraint.masks(c) for _, c in pairs]
 
 
 def pad_rows(rows: Sequence[Tensor], T: int) -> Tensor:
@@ -128,9 +159,13 @@ def pad_rows(rows: Sequence[Tensor], T: int) -> Tensor:
 class TokenizedRollouts:
     """A round's rollouts tokenised once; :meth:`batch` collates any subset of them."""
 
-    def __init__(self, loaded: LoadedModel, rollouts: Sequence[Rollout], max_length: int):
+    def __init__(self, loaded: LoadedModel, rollouts: Sequence[Rollout], max_length: int,
+                 schema: dict[str, Any] | None = None):
+        """``schema``: the self-edit schema the rollouts were sampled under (``context.edit_schema``);
+        every log-prob computed from :meth:`batch` is then that of the constrained distribution."""
         self.rollouts = list(rollouts)
         self.pairs = tokenize_pairs(loaded.tokenizer, [r.prompt for r in rollouts], [r.edit for r in rollouts], max_length)
+        self.allowed = schema_masks(schema, loaded.tokenizer, self.pairs)
         tok = loaded.tokenizer
         self.pad_id = tok.pad_token_id if tok.pad_token_id is not None else 0
         self.device = loaded.device
@@ -139,7 +174,8 @@ class TokenizedRollouts:
         return len(self.pairs)
 
     def batch(self, idx: Sequence[int]) -> CompletionBatch:
-        return collate([self.pairs[i] for i in idx], self.pad_id, self.device)
+        allowed = None if self.allowed is None else [self.allowed[i] for i in idx]
+        return collate([self.pairs[i] for i in idx], self.pad_id, self.device, allowed)
 
     def n_tokens(self, i: int) -> int:
         return len(self.pairs[i][1])

@@ -291,7 +291,7 @@ class OutcomePolicyGradient(RLAlgorithm):
         stats |= {"adv_mean": float(adv.mean()), "adv_abs_mean": float(adv.abs().mean())}
 
         work = trainable_copy(policy)
-        data = TokenizedRollouts(work, rollouts, opts.max_length)
+        data = TokenizedRollouts(work, rollouts, opts.max_length, schema=context.edit_schema)
         old = old_logprobs(work.model, data, opts.batch_size)
         ref = reference_logprobs(context, data, opts.batch_size, self.name) if opts.beta > 0 else None
         adv = adv.to(work.device)

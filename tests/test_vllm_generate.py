@@ -66,7 +66,10 @@ def fake_vllm(monkeypatch):
     module.__spec__ = importlib.machinery.ModuleSpec("vllm", None)
     module.LLM = FakeLLM
     module.SamplingParams = lambda **kw: types.SimpleNamespace(**kw)
+    module.sampling_params = types.ModuleType("vllm.sampling_params")
+    module.sampling_params.StructuredOutputsParams = lambda **kw: types.SimpleNamespace(**kw)
     monkeypatch.setitem(sys.modules, "vllm", module)
+    monkeypatch.setitem(sys.modules, "vllm.sampling_params", module.sampling_params)
     FakeLLM.instances = []
     return module
 
@@ -91,3 +94,43 @@ def test_generate_through_a_stand_in_for_vllm(fake_vllm, fresh_tiny):
         next(fresh_tiny.model.parameters()).add_(1.0)  # an RL update
     gen.generate(fresh_tiny, ["Passage A"], 1)
     assert len(FakeLLM.instances) == 1 and len(llm.loads) == 1  # same engine, new weights pushed once
+
+
+def test_a_domain_schema_goes_to_vllms_structured_outputs(fake_vllm, fresh_tiny):
+    from seal_core.constrained import LAYOUT, run_schema
+    from seal_domains.arc import ArcDomain
+    from seal_plugins.vllm_generate import VLLMGenerate, VLLMOptions
+
+    gen = VLLMGenerate().configured(VLLMOptions())
+    schema = run_schema(ArcDomain(), gen)
+    assert schema == ArcDomain().edit_schema()
+    gen.generate(fresh_tiny, ["Task A"], 2, schema=schema)
+    (llm,) = FakeLLM.instances
+    assert llm.kwargs["structured_outputs_config"] == {"backend": "guidance"}  # llguidance, as hf-generate
+    params = llm.calls[0][1]
+    assert params.structured_outputs.json == {**schema, "x-guidance": LAYOUT}
+    gen.generate(fresh_tiny, ["Task A"], 2)  # no schema: a free request
+    assert not hasattr(llm.calls[1][1], "structured_outputs")
+
+
+def test_vllm_before_0_11_gets_guided_decoding(fake_vllm, fresh_tiny):
+    from seal_plugins.vllm_generate import VLLMGenerate, VLLMOptions
+
+    del fake_vllm.sampling_params.StructuredOutputsParams
+    fake_vllm.sampling_params.GuidedDecodingParams = lambda **kw: types.SimpleNamespace(**kw)
+    VLLMGenerate().configured(VLLMOptions()).generate(fresh_tiny, ["Task A"], 1, schema={"type": "object"})
+    (llm,) = FakeLLM.instances
+    assert llm.kwargs["guided_decoding_backend"] == "guidance"
+    assert llm.calls[0][1].guided_decoding.json["type"] == "object"
+
+
+def test_vllm_with_constrained_off_writes_freely(fake_vllm, fresh_tiny):
+    from seal_core.constrained import run_schema
+    from seal_domains.arc import ArcDomain
+    from seal_plugins.vllm_generate import VLLMGenerate, VLLMOptions
+
+    gen = VLLMGenerate().configured(VLLMOptions(constrained=False))
+    assert run_schema(ArcDomain(), gen) is None
+    gen.generate(fresh_tiny, ["Task A"], 1)
+    (llm,) = FakeLLM.instances
+    assert "structured_outputs_config" not in llm.kwargs

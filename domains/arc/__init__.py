@@ -24,7 +24,7 @@ from seal_core.errors import DataError, EditRejected
 from seal_domains.arc.grids import AUGMENTATIONS, IDENTITY, Grid, Transform, as_grid, to_text
 from seal_domains.arc.loader import SPLITS, ArcTask, read_tasks, split_of
 from seal_domains.arc.prompts import demonstrations_text, edit_prompt, task_text
-from seal_domains.arc.selfedit import EditConfig, Limits, parse_edit
+from seal_domains.arc.selfedit import EditConfig, Limits, edit_schema, parse_edit
 
 
 @dataclass
@@ -101,6 +101,11 @@ class ArcDomain(Domain):
 
     def edit_prompt(self, task: TaskInstance) -> str:
         return edit_prompt(demonstrations(task), self.options.limits)
+
+    def edit_schema(self) -> dict[str, Any]:
+        """The self-edit's JSON schema (:func:`seal_domains.arc.selfedit.edit_schema`), within
+        this run's ``domain.*`` limits: hf-generate and vllm write only members of it."""
+        return edit_schema(self.options.limits)
 
     def parse(self, edit: str) -> EditConfig:
         """The self-edit's configuration; :class:`EditRejected` with the reason if it has none."""

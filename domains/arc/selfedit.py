@@ -19,6 +19,10 @@ objects with one); text before it (a sentence, a ```` ```json ```` fence) and af
 missing or unknown key, a wrong type or an out-of-range value rejects the self-edit, with the
 reason. (Flags may be left out because small models often drop one; the three training keys
 may not.)
+
+:func:`edit_schema` is the same space as a JSON schema, for constrained decoding: all seven
+keys, in this order, the learning rate one of :func:`learning_rates` (a subset of what parsing
+accepts, so that a constrained self-edit is a choice among a few values and always ends).
 """
 
 from __future__ import annotations
@@ -71,6 +75,34 @@ class Limits:
     min_learning_rate: float = 1e-5
     max_learning_rate: float = 1e-2
     max_epochs: int = 10
+
+
+def learning_rates(limits: Limits = Limits()) -> list[float]:
+    """The learning rates a constrained self-edit chooses from: 1 and 3 times the powers of ten
+    within ``[min_learning_rate, max_learning_rate]``, and both ends (1e-5, 3e-5, ..., 3e-3, 1e-2
+    by default)."""
+    lo, hi = limits.min_learning_rate, limits.max_learning_rate
+    grid = {lo, hi}
+    for exponent in range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1):
+        grid |= {float(f"{m}e{exponent}") for m in (1, 3) if lo <= float(f"{m}e{exponent}") <= hi}
+    return sorted(grid)
+
+
+def edit_schema(limits: Limits = Limits()) -> dict:
+    """The self-edit as a JSON schema: the four augmentation flags, the loss strategy, a learning
+    rate of :func:`learning_rates` and an integer number of epochs in ``[1, max_epochs]``, every
+    key required, no other key. Every JSON text it admits passes :func:`parse_edit`."""
+    return {
+        "type": "object",
+        "properties": {
+            **{flag: {"type": "boolean"} for flag in FLAGS},
+            "strategy": {"enum": list(STRATEGIES)},
+            "learning_rate": {"enum": learning_rates(limits)},
+            "num_train_epochs": {"type": "integer", "minimum": 1, "maximum": limits.max_epochs},
+        },
+        "required": list(KEYS),
+        "additionalProperties": False,
+    }
 
 
 def parse_edit(text: str, limits: Limits = Limits()) -> EditConfig:
