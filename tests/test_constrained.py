@@ -12,7 +12,6 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from seal_core import Domain
 from seal_core.constrained import allowed, check_schema, constraint_for, mask_logits, run_schema
 from seal_core.errors import ConfigError
 from seal_core.generation import generate_texts
@@ -20,6 +19,7 @@ from seal_core.logprobs import completion_logprobs
 from seal_core.prompting import format_prompt
 from seal_domains.arc import ArcDomain, ArcOptions
 from seal_domains.arc.selfedit import DEFAULT, KEYS, Limits, edit_schema, learning_rates, parse_edit
+from seal_domains.knowledge import KnowledgeDomain
 from seal_plugins.hf_generate import HFGenerate, HFGenerateOptions
 
 PROMPT = "Choose a test-time training configuration as a JSON object."
@@ -80,22 +80,8 @@ def test_unconstrained_tiny_random_writes_no_valid_self_edit(tiny):
 # ---------------------------------------------------------------------------------------------
 
 
-class FreeTextDomain(Domain):
-    name = "free"
-    evaluator = "qa"
-
-    def load_tasks(self, split, source=None):
-        return []
-
-    def edit_prompt(self, task):
-        return PROMPT
-
-    def training_texts(self, task, edit):
-        return [edit]
-
-
 def test_a_domain_without_a_schema_generates_exactly_as_before(tiny, monkeypatch):
-    assert FreeTextDomain().edit_schema() is None and run_schema(FreeTextDomain(), generator()) is None
+    assert KnowledgeDomain().edit_schema() is None and run_schema(KnowledgeDomain(), generator()) is None
     calls = []
     original = tiny.model.generate
     monkeypatch.setattr(tiny.model, "generate", lambda *a, **kw: calls.append(kw) or original(*a, **kw))
@@ -178,7 +164,7 @@ def test_a_text_that_leaves_the_schema_is_unconstrained_from_there(tiny):
 
 
 def test_an_invalid_schema_is_a_config_error_naming_the_domain_and_the_fix():
-    class Broken(FreeTextDomain):
+    class Broken(KnowledgeDomain):
         name = "broken"
 
         def edit_schema(self):
