@@ -2,10 +2,11 @@
 
 The adapter layers are injected into the student once per run (``peft.inject_adapter_in_model``,
 in place: the model object stays the same, nothing is copied). Their initial values are kept, and
-:meth:`LoraUpdater.reset` writes them back, so every self-edit starts from the same adapter
-initialisation, and switches the adapters off, so that between edits the student computes
+:meth:`LoraUpdater.reset` writes them back (B to zero) and switches the adapters off, so that between edits the student computes
 exactly what the base model computes, at the base model's speed (generation and the student's
-own scores do not pay for the adapter matmuls). Nothing is written to disk per edit.
+own scores do not pay for the adapter matmuls). Nothing is written to disk per edit. With
+``adapter_init: per-edit`` (the default) each edit then draws its own lora_A from its inner seed,
+as the reference code's fresh peft model per edit does; ``fixed`` keeps peft's seed-0 draw.
 
 Departure from the SEAL reference code: it builds a fresh peft model and a fresh transformers
 Trainer per self-edit with batch size 1; here the texts of one edit are batched
@@ -19,7 +20,8 @@ import structlog
 import torch
 
 from seal_core import hookimpl
-from seal_core.inner import ADAPTER, LoraOptions, SequentialUpdater, adapter_state, enable_adapters, inject_lora
+from seal_core.inner import (ADAPTER, LoraOptions, SequentialUpdater, adapter_state, draw_init_seed, enable_adapters,
+                             inject_lora, seeded_lora_a)
 from seal_core.types import LoadedModel
 
 log = structlog.get_logger(__name__)
@@ -48,6 +50,16 @@ class LoraUpdater(SequentialUpdater):
 
     def switch(self, student: LoadedModel, on: bool) -> None:
         enable_adapters(student.model, on)
+
+    @torch.no_grad()
+    def initialise(self, student: LoadedModel) -> None:
+        """With ``adapter_init: per-edit``, this edit's own lora_A (B stays zero)."""
+        if self.options.adapter_init != "per-edit":
+            return
+        suffix = f".lora_A.{ADAPTER}.weight"
+        params = [p for n, p in student.model.named_parameters() if n.endswith(suffix)]
+        for param, value in zip(params, seeded_lora_a([p.shape for p in params], draw_init_seed(None))):
+            param.copy_(value)
 
     @torch.no_grad()
     def merge(self, student: LoadedModel) -> None:

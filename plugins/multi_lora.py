@@ -13,9 +13,8 @@ base; each adapter's tokens form one contiguous segment. The loss is the sum ove
 each adapter's own mean token loss (so each adapter's gradient is the gradient it would get
 alone), the backward writes each adapter's gradients straight into its slot, and AdamW (the fused
 kernel ``lora`` uses) runs per adapter with its own moments and learning rate; an edit with fewer
-steps stops stepping. Initial values are the ones ``lora`` gets from peft under
-``torch.manual_seed(0)``, and each edit's data order is drawn from its own generator exactly as
-``lora`` draws it from the global one, so each adapter follows ``lora``'s optimisation trajectory
+steps stops stepping. Each edit's initial lora_A (``adapter_init``) and data order are drawn
+from its own generator exactly as ``lora`` draws them from the global one, so each adapter follows ``lora``'s optimisation trajectory
 up to float rounding (checked by tests/test_multi_lora.py). Packing needs a transformers model
 that takes ``position_ids`` and the attention-function interface (current decoder-only models do).
 
@@ -44,8 +43,8 @@ from seal_core import InnerUpdater, hookimpl
 from seal_core.components import AdaptedBatch
 from seal_core.errors import NonFiniteLoss
 from seal_core.inner import (PACKED_ATTENTION, LinearCrossEntropy, LoraOptions, Routing, StackedAdamW, StackedLoraLinear,
-                             adapter_state, pack_rows, packed_lengths, peft_initial_a, step_batches, tokenize_examples,
-                             warn_if_truncated)
+                             adapter_state, draw_init_seed, pack_rows, packed_lengths, peft_initial_a, seeded_lora_a,
+                             step_batches, tokenize_examples, warn_if_truncated)
 from seal_core.types import LoadedModel, TrainingSet
 
 log = structlog.get_logger(__name__)
@@ -151,6 +150,14 @@ class MultiLoraUpdater(InnerUpdater):
             layer.lora_A.grad = layer.lora_B.grad = None
 
     @torch.no_grad()
+    def _initialise_slots(self, installed: _Installed, seeds: list[int]) -> None:
+        """Slot s's lora_A drawn from ``seeds[s]``, as ``lora`` draws one edit's."""
+        shapes = [a.shape for a in installed.initial_a]
+        for slot, seed in enumerate(seeds):
+            for layer, value in zip(installed.layers, seeded_lora_a(shapes, seed)):
+                layer.lora_A[slot].copy_(value)
+
+    @torch.no_grad()
     def _set_precision(self, installed: _Installed, model: Any, bf16: bool) -> None:
         """bf16 copies of the frozen weights for this adaptation (dropped again by reset)."""
         installed.routing.bf16 = bf16
@@ -211,7 +218,9 @@ class MultiLoraUpdater(InnerUpdater):
                generators: list[torch.Generator]) -> dict[int, str]:
         """Train adapter j on ``datas[j]``; returns {j: reason} for the ones that failed."""
         opts, model, device = self.options, student.model, student.device
-        plans = [list(step_batches(d, opts, g)) for d, g in zip(datas, generators)]  # as lora draws them
+        # as lora draws them: the adapter's initialisation first, then the data order
+        init_seeds = [draw_init_seed(g) for g in generators] if opts.adapter_init == "per-edit" else None
+        plans = [list(step_batches(d, opts, g)) for d, g in zip(datas, generators)]
         # slots ordered by number of steps, so the adapters still stepping are always a prefix
         order = sorted(range(len(datas)), key=lambda j: -len(plans[j]))
         rows_of = []  # per slot: per example (input_ids, next-token target at each position or -100)
@@ -224,6 +233,8 @@ class MultiLoraUpdater(InnerUpdater):
         lrs = [datas[j].learning_rate or opts.learning_rate for j in order]
         steps = [len(plans[j]) for j in order]
         self._reset_slots(installed)
+        if init_seeds is not None:
+            self._initialise_slots(installed, [init_seeds[j] for j in order])
         self._set_precision(installed, model, opts.precision == "bf16")
         params = [p for layer in installed.layers for p in (layer.lora_A, layer.lora_B)]
         optimizer = StackedAdamW(params, weight_decay=opts.weight_decay)

@@ -123,6 +123,29 @@ def test_different_seed_changes_the_shuffle(fresh_tiny, tiny_logits):
     assert any(not torch.equal(outs[0], o) for o in outs[1:])
 
 
+def test_adapter_init_follows_the_seed(fresh_tiny):
+    """per-edit: lora_A starts from the edit's seed (the same seed, the same start; another seed,
+    another); fixed: every edit starts from peft's seed-0 draw, whatever the seed."""
+    starts = {}
+    for init in ("per-edit", "fixed"):
+        up = updater(adapter_init=init, epochs=1)
+        up.trainable(fresh_tiny)  # inject (the same adapters for both settings)
+        for seed in (5, 5, 6):
+            seed_all(seed)
+            up.initialise(fresh_tiny)
+            starts.setdefault(init, []).append(
+                {n: p.detach().clone() for n, p in fresh_tiny.model.named_parameters() if "lora_A" in n})
+            up.reset(fresh_tiny)
+    initial = {n: v for n, v in record_of(fresh_tiny.model).state.items() if "lora_A" in n}
+    same = lambda a, b: all(torch.equal(a[n], b[n]) for n in a)  # noqa: E731
+    per_edit, fixed = starts["per-edit"], starts["fixed"]
+    assert same(per_edit[0], per_edit[1]) and not same(per_edit[0], per_edit[2])
+    assert not same(per_edit[0], initial)
+    assert all(same(f, initial) for f in fixed)
+    bound = max(v.abs().max().item() for v in initial.values())  # the same distribution as peft's
+    assert max(v.abs().max().item() for v in per_edit[2].values()) <= bound * 1.0001
+
+
 def test_only_lora_params_train(fresh_tiny, tiny):
     before = {k: v.clone() for k, v in plain_state_dict(fresh_tiny.model).items()}
     sha = weights_sha(fresh_tiny.model)

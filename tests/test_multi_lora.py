@@ -1,14 +1,16 @@
 """seal_plugins.multi_lora: K self-edits trained at once match the sequential ``lora`` updater.
 
-Tolerance of the equality checks: adapter weights agree to 2e-3 of the tensor's largest value.
-Both paths do the same float32 arithmetic in a different order (the loss is summed per adapter
-from chunked per-token losses instead of transformers' mean over the batch; batched matmuls
-instead of one linear per adapter; rows packed into one sequence), so gradients differ by a few
-ulps. AdamW divides each gradient by the root of its running square, so for the few weights
-whose gradient is about as small as ``eps`` a few ulps of gradient become up to ~1e-3 of the
-learning rate per step; measured here: at most 7e-4 of the largest value after 3 epochs. A real
-difference (another data order, learning rate, initialisation) moves the weights by O(1) of
-their size, which the negative check below shows.
+Tolerance of the equality checks: each adapter tensor agrees with ``lora``'s to 1e-3 of its norm
+(the Frobenius norm of the difference over the tensor's). Both paths do the same float32
+arithmetic in a different order (the loss is summed per adapter from chunked per-token losses
+instead of transformers' mean over the batch; batched matmuls instead of one linear per adapter;
+rows packed into one sequence), so gradients differ by a few ulps. AdamW divides each gradient by
+the root of its running square, so for the few weights whose gradient is about as small as
+``eps`` a few ulps of gradient become up to ~1e-3 of the learning rate per step: a single element
+can be off by 2e-3 of the tensor's largest value (measured here, with per-edit initialisation),
+while the tensors agree to 1e-4 of their norm. A real difference (another data order, learning
+rate, initialisation) moves the weights by O(1) of their norm (1.5 for a wrong seed), which the
+negative check below shows.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from seal_core.inner import StackedLoraLinear
 from seal_plugins.multi_lora import MultiLoraOptions, MultiLoraUpdater
 from seal_core.qa import QAEvaluator
 
-TOLERANCE = 2e-3
+TOLERANCE = 1e-3
 TEXTS = [
     "The bell of Thrushby was cast in 1702 and is named Old Margery.",
     "The village well in Thrushby is 31 metres deep.",
@@ -73,7 +75,7 @@ def worst_difference(layers, j, weights) -> float:
     for name, layer in layers.items():
         for mine, theirs in ((layer.lora_A[j], weights[f"{name}.lora_A.seal_inner.weight"]),
                              (layer.lora_B[j], weights[f"{name}.lora_B.seal_inner.weight"])):
-            worst = max(worst, ((mine - theirs).abs().max() / theirs.abs().max()).item())
+            worst = max(worst, ((mine - theirs).norm() / theirs.norm()).item())
     return worst
 
 
@@ -82,6 +84,9 @@ def multi(k=8, **overrides) -> MultiLoraUpdater:
 
 
 def test_initial_values_are_lora_s(fresh_tiny):
+    """The adapters multi-lora installs start where lora's do (peft's seed-0 draw), and with
+    ``adapter_init: per-edit`` both draw an edit's lora_A from its seed the same way (the equality
+    test below covers that)."""
     lora_initial = {}
     LoraUpdater().configured(LoraOptions(r=8)).adapt(fresh_tiny, [])
     for name, value in record_of(fresh_tiny.model).state.items():

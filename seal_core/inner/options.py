@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 
 @dataclass
@@ -19,6 +20,9 @@ class LoraOptions:
         default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
     )
     autocast_bf16: bool = False  # bf16 autocast for the base matmuls (fast on AMX CPUs and GPUs)
+    # per-edit: each self-edit's lora_A drawn from its inner seed (as the reference's fresh peft
+    # model per edit; follows the run seed); fixed: peft's seed-0 draw for every edit
+    adapter_init: Literal["per-edit", "fixed"] = "per-edit"
 
     def __post_init__(self) -> None:
         checks = {

@@ -4,6 +4,12 @@
 object stays the same) and returns the adapters' initial values. ``peft_initial_a`` computes the
 same initial ``lora_A`` values without touching the model, for updaters that hold their adapters
 in their own layers (``multi-lora``'s stacked adapters start where ``lora``'s do).
+
+With ``adapter_init: per-edit`` (the default) every self-edit starts from its own ``lora_A``
+instead, as the SEAL reference code's fresh ``get_peft_model`` per edit does: ``draw_init_seed``
+takes one number from the edit's data-order generator before its data order is drawn, and
+``seeded_lora_a`` draws the values from it, so ``lora`` and ``multi-lora`` start each edit from the
+same adapter and the initialisation follows the run seed.
 """
 
 from __future__ import annotations
@@ -44,6 +50,20 @@ def peft_initial_a(model: torch.nn.Module, opts: LoraOptions) -> dict[str, torch
         inject_adapter_in_model(config, skeleton, adapter_name=ADAPTER)
     suffix = f".lora_A.{ADAPTER}.weight"
     return {n.removesuffix(suffix): p.detach().clone() for n, p in skeleton.named_parameters() if n.endswith(suffix)}
+
+
+def draw_init_seed(generator: torch.Generator | None) -> int:
+    """The seed of one self-edit's adapter initialisation, drawn from its data-order generator
+    (``None``: torch's global RNG, which the engine seeds per edit) before the data order is."""
+    return int(torch.randint(0, 2**62, (1,), generator=generator))
+
+
+def seeded_lora_a(shapes: list[torch.Size], seed: int) -> list[torch.Tensor]:
+    """Fresh ``lora_A`` values of the given shapes (r, in), in order, from one generator seeded with
+    ``seed``: peft's distribution (kaiming-uniform with a = sqrt(5), i.e. U(-1/sqrt(in), 1/sqrt(in))),
+    fp32 on the CPU."""
+    generator = torch.Generator().manual_seed(seed)
+    return [torch.empty(shape).uniform_(-shape[1] ** -0.5, shape[1] ** -0.5, generator=generator) for shape in shapes]
 
 
 def inject_lora(model: torch.nn.Module, opts: LoraOptions) -> dict[str, torch.Tensor]:

@@ -37,6 +37,10 @@ class SequentialUpdater(InnerUpdater):
     def switch(self, student: LoadedModel, on: bool) -> None:
         """Turn the updater's additions on before training, off after :meth:`reset` (default: none)."""
 
+    def initialise(self, student: LoadedModel) -> None:
+        """Draw this self-edit's random initial values (from torch's global RNG, before its data
+        order) into the parameters that train (default: none, they start where :meth:`reset` left them)."""
+
     def adapt(self, student: LoadedModel, data: TrainingSet | list[str]) -> LoadedModel:
         opts = self.options
         data = TrainingSet.coerce(data)
@@ -55,6 +59,7 @@ class SequentialUpdater(InnerUpdater):
         device = student.device
         autocast = (torch.autocast(device_type=device.type, dtype=torch.bfloat16)
                     if opts.autocast_bf16 else contextlib.nullcontext())
+        self.initialise(student)
         model.train()
         try:
             for indices in step_batches(data, opts):
