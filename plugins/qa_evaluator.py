@@ -1,15 +1,18 @@
-"""Evaluator ``qa``: answer each question without the passage, grade against the gold answers.
+"""Evaluators ``qa`` and ``answer-likelihood``: answer each question without the passage and grade
+against the gold answers (``qa``), or read the gold answers' likelihood (``answer-likelihood``).
 
-The evaluator itself is :class:`seal_core.qa.QAEvaluator` (in the core, because ``llm-judge``
-builds on it); this plugin registers it.
+Both live in the core (:class:`seal_core.qa.QAEvaluator`, which ``llm-judge`` builds on, and
+:class:`seal_core.answer_likelihood.AnswerLikelihoodEvaluator`); this plugin registers them.
 """
 
 from __future__ import annotations
 
 from seal_core import hookimpl
+from seal_core.answer_likelihood import AnswerLikelihoodEvaluator
 from seal_core.qa import QAEvaluator
 
 
 @hookimpl
 def seal_register_evaluators(register):
     register(QAEvaluator())
+    register(AnswerLikelihoodEvaluator())

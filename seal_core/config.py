@@ -1,8 +1,9 @@
 """The run configuration: defaults, YAML file, ``--set KEY=VALUE`` overrides, validation.
 
 Every key is checked before any model loads. The engine's own keys are the dataclasses below;
-each component section (``domain``, ``generator``, ``inner``, ``evaluator``, ``algorithm``) also
-takes the fields of its chosen component's ``Options`` dataclass. Example::
+each component section (``domain``, ``generator``, ``inner``, ``evaluator``, ``reward``,
+``algorithm``) also takes the fields of its chosen component's ``Options`` dataclass (``reward``
+names the evaluator of the rollouts' reward; unset, the held-out ``evaluator`` with its options). Example::
 
     seal-run run --set rounds=3 --set inner.learning_rate=3e-4 --set domain.prompt=rewrite
 """
@@ -97,6 +98,8 @@ COMPONENT_SECTIONS: dict[str, tuple[str, str | None]] = {
     "generator": ("edit_generator", "hf-generate"),
     "inner": ("inner_updater", "multi-lora"),
     "evaluator": ("evaluator", None),
+    # the evaluator of the rollouts' reward; unset: the held-out evaluator itself, same options
+    "reward": ("evaluator", None),
     "algorithm": ("algorithm", "rest-em"),
 }
 CORE_SECTIONS: dict[str, type] = {
@@ -105,6 +108,7 @@ CORE_SECTIONS: dict[str, type] = {
     "generator": NamedSection,
     "inner": NamedSection,
     "evaluator": NamedSection,
+    "reward": NamedSection,
     "algorithm": NamedSection,
     "trainer": TrainerSection,
 }
@@ -335,6 +339,13 @@ def resolve(raw: dict[str, Any], registry: Any) -> Config:
         core_cls = CORE_SECTIONS[section]
         core_names = [f.name for f in dataclasses.fields(core_cls)]
         name = values.get("name", default_name)
+        if section == "reward" and not {k: v for k, v in values.items() if (k, v) != ("name", None)}:
+            # nothing set: the held-out evaluator rewards the rollouts
+            components[section], options[section] = components["evaluator"], options["evaluator"]
+            resolved[section] = {"name": None}
+            continue
+        if section == "reward" and name is None:  # its options set, the held-out evaluator's kind
+            name = components["evaluator"]
         if section == "evaluator" and name is None:
             name = registry.get("domain", components["domain"]).evaluator
         name = coerce(name, str, f"{section}.name")

@@ -37,7 +37,7 @@ import torch
 from tqdm import tqdm
 
 from seal_core import distributed
-from seal_core.components import Roles, UpdateContext, algorithm_flag
+from seal_core.components import Evaluator, Roles, UpdateContext, algorithm_flag
 from seal_core.config import Config
 from seal_core.constrained import run_schema
 from seal_core.errors import DataError, EditRejected
@@ -76,6 +76,9 @@ class Engine:
         opts, names = config.options, config.components
         self.domain = registry.get("domain", names["domain"]).configured(opts["domain"])
         self.evaluator = registry.get("evaluator", names["evaluator"]).configured(opts["evaluator"])
+        # the rollouts' reward may come from another evaluator (reward.name) than the held-out table's
+        self.reward_evaluator = (self.evaluator if opts["reward"] is opts["evaluator"]
+                                 else registry.get("evaluator", names["reward"]).configured(opts["reward"]))
         self.generator = registry.get("edit_generator", names["generator"]).configured(opts["generator"])
         self.updater = registry.get("inner_updater", names["inner"]).configured(opts["inner"])
         self.algorithm = registry.get("algorithm", names["algorithm"]).configured(opts["algorithm"])
@@ -84,7 +87,7 @@ class Engine:
         self.edit_schema = run_schema(self.domain, self.generator)
         # events: once, from rank 0; a plugin that raises in one is logged, never the run's end
         self.hooks = EventHooks(registry.pm) if distributed.is_main() else _NoHooks()
-        self._base_scores: dict[tuple[int, str], Score] = {}
+        self._base_scores: dict[tuple[int, str, int], Score] = {}
 
     # -- set-up --------------------------------------------------------------------------------
 
@@ -123,16 +126,20 @@ class Engine:
 
     # -- the inner loop ------------------------------------------------------------------------
 
-    def base_score(self, rnd: int, task: TaskInstance, student: LoadedModel) -> Score:
-        key = (rnd, task.id)
+    def base_score(self, rnd: int, task: TaskInstance, student: LoadedModel, evaluator: Evaluator | None = None) -> Score:
+        """The unadapted student's score on ``task`` (by ``evaluator``, default the held-out one), once per round."""
+        evaluator = evaluator or self.evaluator
+        key = (rnd, task.id, id(evaluator))
         if key not in self._base_scores:
-            self._base_scores[key] = self.evaluator.evaluate(student.model, student.tokenizer, task)
+            self._base_scores[key] = evaluator.evaluate(student.model, student.tokenizer, task)
         return self._base_scores[key]
 
-    def score_edits(self, rnd: int, items: list[EditItem], student: LoadedModel) -> Iterator[ScoredEdit]:
+    def score_edits(self, rnd: int, items: list[EditItem], student: LoadedModel,
+                    evaluator: Evaluator | None = None) -> Iterator[ScoredEdit]:
         """Score each item; yields a :class:`ScoredEdit` per item, in order, as soon as it is scored.
 
-        The one place where the inner loop runs, for training rollouts and for evaluation alike.
+        The one place where the inner loop runs, for training rollouts and for evaluation alike;
+        ``evaluator`` scores them (default: the held-out evaluator; rollouts: the reward's).
         The student is back to its unadapted state whenever an item is yielded. An updater that
         trains several self-edits at once gets them in batches (items are yielded as each batch
         finishes); the others get one at a time. A Ctrl-C raises here, between batches.
@@ -140,16 +147,18 @@ class Engine:
         size = self.updater.batch_capacity()
         for start in range(0, len(items), max(size, 1)):
             if size > 1:
-                yield from self.score_batch(rnd, items[start:start + size], student)
+                yield from self.score_batch(rnd, items[start:start + size], student, evaluator)
             else:
-                yield self.score_edit(rnd, items[start], student)
+                yield self.score_edit(rnd, items[start], student, evaluator)
             # Ctrl-C: stop only after the caller has stored every item of the finished batch
             # (under a launcher the ranks agree on stopping between waves, in scored_rows)
             if not distributed.active():
                 self.stop.check()
 
-    def score_batch(self, rnd: int, items: list[EditItem], student: LoadedModel) -> list[ScoredEdit]:
+    def score_batch(self, rnd: int, items: list[EditItem], student: LoadedModel,
+                    evaluator: Evaluator | None = None) -> list[ScoredEdit]:
         """:meth:`score_edit` for several items with one ``adapt_batch`` (same seeds per item)."""
+        evaluator = evaluator or self.evaluator
         reasons: dict[int, str] = {}
         datas = []
         for pos, item in enumerate(items):
@@ -167,24 +176,25 @@ class Engine:
                 reasons.update({keep[j]: why for j, why in batch.rejected.items()})
                 good = [j for j in range(len(keep)) if j not in batch.rejected]
                 tasks = [items[keep[j]].task for j in good]
-                routed = tasks and self.evaluator.evaluate_routed(
+                routed = tasks and evaluator.evaluate_routed(
                     student.model, student.tokenizer, tasks,
                     lambda owners: batch.rows([good[o] if o >= 0 else -1 for o in owners]))
                 if routed is None:
                     routed = []
                     for j, task in zip(good, tasks):
                         with batch.use(j):
-                            routed.append(self.evaluator.evaluate(student.model, student.tokenizer, task))
+                            routed.append(evaluator.evaluate(student.model, student.tokenizer, task))
                 scores = {keep[j]: score for j, score in zip(good, routed)}
         out = []
         for pos, item in enumerate(items):
             if pos in reasons:
-                scores[pos] = self.rejected_score(rnd, item, reasons[pos], student)
+                scores[pos] = self.rejected_score(rnd, item, reasons[pos], student, evaluator)
             out.append(ScoredEdit(item, scores[pos], reasons.get(pos)))
         return out
 
     def scored_rows(self, rnd: int, items: list[EditItem], student: LoadedModel,
-                    row: Callable[[ScoredEdit], Any], per_rank: int = 1) -> Iterator[Any]:
+                    row: Callable[[ScoredEdit], Any], per_rank: int = 1,
+                    evaluator: Evaluator | None = None) -> Iterator[Any]:
         """``row(scored)`` for each item, in the items' order.
 
         In one process: straight from :meth:`score_edits`. Under a launcher the items go in waves
@@ -192,11 +202,11 @@ class Engine:
         :meth:`score_edits`, and the rows are gathered, so every rank yields every row.
         """
         if not distributed.active():
-            for scored in self.score_edits(rnd, items, student):
+            for scored in self.score_edits(rnd, items, student, evaluator):
                 yield row(scored)
             return
         for wave in distributed.waves(items, per_rank):
-            mine = self.score_edits(rnd, distributed.shard(wave), student)
+            mine = self.score_edits(rnd, distributed.shard(wave), student, evaluator)
             yield from distributed.gather_lists([row(scored) for scored in mine])
             self.stop.check()  # the same point on every rank, after the wave's rows are stored
 
@@ -204,14 +214,15 @@ class Engine:
         """The seed of an item's inner loop (data order, adapter randomness)."""
         return derive_seed(self.config.run.seed, "inner", rnd, item.task.id, item.index)
 
-    def score_edit(self, rnd: int, item: EditItem, student: LoadedModel) -> ScoredEdit:
+    def score_edit(self, rnd: int, item: EditItem, student: LoadedModel, evaluator: Evaluator | None = None) -> ScoredEdit:
         """Adapt the student on the edit, score it, reset. A rejected edit scores as unadapted."""
+        evaluator = evaluator or self.evaluator
         seed_all(self.inner_seed(rnd, item))
         try:
             with self.updater.adapted(student, self.training_set(item.task, item.edit)) as adapted:
-                return ScoredEdit(item, self.evaluator.evaluate(adapted.model, adapted.tokenizer, item.task))
+                return ScoredEdit(item, evaluator.evaluate(adapted.model, adapted.tokenizer, item.task))
         except EditRejected as exc:
-            return ScoredEdit(item, self.rejected_score(rnd, item, str(exc), student), str(exc))
+            return ScoredEdit(item, self.rejected_score(rnd, item, str(exc), student, evaluator), str(exc))
 
     @staticmethod
     def reward(before: Score, after: Score) -> float:
@@ -226,10 +237,11 @@ class Engine:
             raise EditRejected("the self-edit yields no training text")
         return data
 
-    def rejected_score(self, rnd: int, item: EditItem, reason: str, student: LoadedModel) -> Score:
+    def rejected_score(self, rnd: int, item: EditItem, reason: str, student: LoadedModel,
+                       evaluator: Evaluator | None = None) -> Score:
         """A rejected self-edit scores as no adaptation; the reason is logged."""
         log.warning("self-edit rejected", round=rnd, task_id=item.task.id, edit_index=item.index, reason=reason)
-        return self.base_score(rnd, item.task, student)
+        return self.base_score(rnd, item.task, student, evaluator)
 
     def eval_row(self, rnd: int, task: TaskInstance, edit: str, score: Score, reason: str | None,
                  student: LoadedModel, **extra: Any) -> dict[str, Any]:
@@ -304,14 +316,15 @@ class Engine:
         scored = dict(done)
 
         def rollout_of(edit: ScoredEdit) -> Rollout:
-            item, before = edit.item, self.base_score(rnd, edit.item.task, roles.student)
+            item, before = edit.item, self.base_score(rnd, edit.item.task, roles.student, self.reward_evaluator)
             details = dict(edit.score.details) | ({"reason": edit.reason} if edit.reason else {})
             return Rollout(round=rnd, task_id=item.task.id, edit_index=item.index, prompt=edits[item.task.id][0],
                            edit=item.edit, score_before=before.value, score_after=edit.score.value,
                            reward=self.reward(before, edit.score), details=details,
                            logprobs=logprobs.get((item.task.id, item.index)))
 
-        for rollout in tqdm(self.scored_rows(rnd, items, roles.student, rollout_of, per_rank=k), total=len(items),
+        for rollout in tqdm(self.scored_rows(rnd, items, roles.student, rollout_of, per_rank=k,
+                                             evaluator=self.reward_evaluator), total=len(items),
                             desc=f"round {rnd} · inner updates", unit="edit", dynamic_ncols=True,
                             disable=not distributed.is_main()):
             self.store.append_rollout(rollout)

@@ -154,8 +154,10 @@ def test_defaults_resolve(registry):
         "generator": "hf-generate",
         "inner": "multi-lora",
         "evaluator": "qa",
+        "reward": "qa",  # unset: the held-out evaluator itself
         "algorithm": "rest-em",
     }
+    assert config.options["reward"] is config.options["evaluator"] and config.raw["reward"] == {"name": None}
     # every component section carries its component's options
     assert config.options["inner"].r == 32
     assert config.options["domain"].prompt == "implications"
@@ -163,7 +165,7 @@ def test_defaults_resolve(registry):
     assert config.raw["rounds"] == 2
     assert config.raw["model"]["dtype"] == "auto"
     for section, name in config.components.items():
-        assert config.raw[section]["name"] == name
+        assert config.raw[section]["name"] == (None if section == "reward" else name)
 
 
 def test_config_yaml_round_trips(registry):
@@ -310,6 +312,20 @@ def test_evaluator_defaults_to_the_domains_evaluator(registry):
     assert config.raw["evaluator"]["name"] == "qa"
     assert config.raw["evaluator"]["metric"] == "f1"
     assert config.options["evaluator"].metric == "f1"
+
+
+def test_reward_can_come_from_another_evaluator(registry):
+    """reward.name: the rollouts' reward from another evaluator, the held-out table unchanged."""
+    config = _resolve(registry, "reward.name=answer-likelihood", "reward.metric=probability")
+    assert config.components["evaluator"] == "qa" and config.components["reward"] == "answer-likelihood"
+    assert config.options["reward"].metric == "probability" and config.options["evaluator"].metric == "containment"
+    assert resolve(config.raw, registry).raw == config.raw
+    # options alone: the held-out evaluator's kind with its own options
+    own = _resolve(registry, "reward.metric=f1")
+    assert own.components["reward"] == "qa" and own.options["reward"].metric == "f1"
+    assert own.options["evaluator"].metric == "containment"
+    with pytest.raises(SealError, match="reward.name"):
+        _resolve(registry, "reward.name=no-such-evaluator")
 
 
 def test_evaluator_default_follows_a_plugin_domain(tmp_path, clean_modules):
