@@ -105,9 +105,19 @@ def group_squad_rows(rows: Any, source: str) -> list[Passage]:
 
 
 def read_passages(source: str | None) -> tuple[list[Passage], str]:
-    """All passages of ``source`` (None: the bundled set) and a printable name for it."""
+    """All passages of ``source`` (None: the bundled set; ``synthetic:N[:SEED]``: N generated
+    fictional passages) and a printable name for it."""
     if source is None:
         return read_seal_json(BUNDLED), str(BUNDLED)
+    from seal_domains.knowledge.synthetic import parse_source, synthetic_passages  # it builds on Passage
+
+    try:
+        synthetic = parse_source(source)
+    except ValueError:
+        raise DataError(f"domain.source={source!r}: a synthetic source is written synthetic:N or synthetic:N:SEED, "
+                        "with N >= 1 passages and SEED a non-negative integer (default 0), e.g. synthetic:200.") from None
+    if synthetic:
+        return synthetic_passages(*synthetic), source
     path = Path(source).expanduser()
     if path.is_file() and path.suffix == ".json":
         return read_seal_json(path), str(path)
