@@ -17,7 +17,11 @@ directory (``seal-run run --config DIR/VARIANT/config.yaml`` repeats it):
 | SEAL after N rounds | ``seal`` | the config with ``rounds=N`` (``--seal-rounds``), or a finished run (``--seal-run``) |
 
 The baselines use ``algorithm.name=none`` and ``rounds=0`` (no RL, nothing saved). The table,
-with the paper's figures beside it, goes to ``baselines.md``.
+with the paper's figures beside it, goes to ``baselines.md``. With ``--seeds`` every variant runs
+at every seed (``DIR/VARIANT/seedS``): the table gives means over seeds, and a second table each
+row's score with a 95% interval over seeds and passages and its paired difference from
+``--against`` (default ``passage-only``; the rows are ``no-adaptation``, ``passage-only``,
+``self-edits``, ``from-file``, ``seal``), see :mod:`seal_core.variants`.
 """
 
 from __future__ import annotations
@@ -26,10 +30,10 @@ import copy
 from pathlib import Path
 from typing import Any
 
-from seal_core.compare import run_variants
 from seal_core.config import Config, load_raw, resolve
 from seal_core.errors import SealError
 from seal_core.runstore import atomic_write_text, read_jsonl
+from seal_core.variants import INTERVALS_NOTE, interval_table, run_variants
 
 #: the SEAL paper's SQuAD figures (Qwen2.5-7B, % of questions judged correct by GPT-4.1), per experiment:
 #: no adaptation, passage only, passage + own synthetic, passage + GPT-4.1 synthetic, SEAL
@@ -102,14 +106,27 @@ def baselines_table(results: dict[str, dict[str, Any]], experiment: str, out_dir
                      "GPT-4.1 data, ../shared/data/squad/gpt4_1_val_self_edits.json, with that file as domain.source).")
     if seal is None:
         notes.append("SEAL: not run; pass --seal-rounds N to run it, or --seal-run RUN_DIR for a finished run.")
-    elif "passage-only" in results and seal["eval_ids"] != _eval_ids(out_dir / "passage-only", 0):
+    elif "passage-only" in results and seal["eval_ids"] != _eval_ids(next(iter(results["passage-only"]["runs"].values())), 0):
         notes.append(f"SEAL: {seal['run_dir']} was evaluated on other passages than the baselines; compare with care.")
     return "\n".join(lines), notes
 
 
+def seed_intervals(results: dict[str, dict[str, Any]], against: str) -> str:
+    """The interval table of the rows every seed of which has run (empty with one seed)."""
+    if max(len(r["runs"]) for r in results.values()) < 2:
+        return ""
+    rows = {}
+    if "passage-only" in results:
+        rows["no-adaptation"] = (results["passage-only"]["runs"], "score_before")
+    rows |= {name: (r["runs"], "score_after") for name, r in results.items()}
+    return (f"Each score above is the mean over {max(len(r['runs']) for r in results.values())} seeds. Over "
+            f"seeds and passages:\n\n{interval_table(rows, against)}\n\n{INTERVALS_NOTE}\n\n")
+
+
 def write_baselines(out_dir: Path, results: dict[str, dict[str, Any]], config: Config, seal: dict[str, Any] | None,
-                    argv: str) -> str:
+                    argv: str, against: str = "passage-only") -> str:
     table, notes = baselines_table(results, config.run.experiment, out_dir, seal)
+    intervals = seed_intervals(results, against)
     commands = [f"seal-run {argv}"] + [f"seal-run run --config {out_dir / name}/config.yaml  # {name}" for name in results]
     text = (
         f"# Knowledge-incorporation baselines · {config.components['domain']} · {config.model.policy} · "
@@ -118,24 +135,25 @@ def write_baselines(out_dir: Path, results: dict[str, dict[str, Any]], config: C
         "same passages in every row; F1: SQuAD token F1 where the evaluator reports it. The paper "
         "column is the SEAL paper's SQuAD result on Qwen2.5-7B, graded by GPT-4.1: a reference "
         "point, not a like-for-like comparison.\n\n"
-        + "".join(f"- {n}\n" for n in notes) + ("\n" if notes else "")
+        + "".join(f"- {n}\n" for n in notes) + ("\n" if notes else "") + intervals
         + "Commands (each variant's config.yaml repeats that row exactly):\n\n```bash\n" + "\n".join(commands) + "\n```\n"
     )
     atomic_write_text(out_dir / "baselines.md", text)
-    return table
+    return table + (f"\n\n{intervals.strip()}" if intervals else "")
 
 
 def run_baselines(configs: dict[str, Config], registry: Any, out_dir: Path, stop: Any,
-                  seal_run: Path | None, argv: str) -> str:
-    """Run every variant into ``out_dir/NAME`` and write ``baselines.md``; return the table."""
+                  seal_run: Path | None, argv: str, seeds: list[int] | None = None, against: str = "passage-only") -> str:
+    """Run every variant (at every seed) under ``out_dir`` and write ``baselines.md``; return the table."""
     first = next(iter(configs.values()))
     seal_holder: dict[str, Any] = {"seal": finished_seal_run(seal_run) if seal_run else None}
 
     def on_result(results: dict[str, dict[str, Any]]) -> None:
         if "seal" in results:
-            seal_holder["seal"] = {"metrics": results["seal"]["metrics"], "run_dir": out_dir / "seal",
-                                   "eval_ids": _eval_ids(out_dir / "seal", results["seal"]["metrics"][-1]["round"])}
-        write_baselines(out_dir, results, first, seal_holder["seal"], argv)
+            seal_dir = next(iter(results["seal"]["runs"].values()))
+            seal_holder["seal"] = {"metrics": results["seal"]["metrics"], "run_dir": seal_dir.parent if seeds else seal_dir,
+                                   "eval_ids": _eval_ids(seal_dir, results["seal"]["metrics"][-1]["round"])}
+        write_baselines(out_dir, results, first, seal_holder["seal"], argv, against)
 
-    results = run_variants(configs, registry, out_dir, stop, on_result)
-    return write_baselines(out_dir, results, first, seal_holder["seal"], argv)
+    results = run_variants(configs, registry, out_dir, stop, on_result, seeds)
+    return write_baselines(out_dir, results, first, seal_holder["seal"], argv, against)

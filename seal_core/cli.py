@@ -54,11 +54,18 @@ def _parser() -> argparse.ArgumentParser:
             seal.add_argument("--seal-run", metavar="RUN_DIR", help="take the last row from this finished run")
         if name in ("compare", "baselines"):
             if name == "compare":
-                p.add_argument("--algorithms", required=True, metavar="A,B,...",
+                p.add_argument("--algorithms", metavar="A,B,...",
                                help="comma-separated algorithm names, e.g. rest-em,grpo,ppo,rloo")
+            p.add_argument("--seeds", metavar="N|A,B,...", help="run every variant at every seed: a count (3: seeds "
+                           "0, 1, 2) or a list; the tables then give 95%% intervals over seeds and passages")
+            p.add_argument("--against", metavar="NAME", help="the variant paired differences are taken from (compare: "
+                           "the first algorithm; baselines: passage-only)")
             where = p.add_mutually_exclusive_group()
             where.add_argument("--run-dir", metavar="DIR", help="comparison directory (default: runs/<time>-compare)")
             where.add_argument("--name", metavar="NAME", help="write the comparison to runs/NAME")
+            where.add_argument("--resume", metavar="DIR", help="continue the command that wrote DIR, with its own "
+                               "options: finished runs are kept, unfinished ones resumed")
+
         if name == "run":
             where = p.add_mutually_exclusive_group()
             where.add_argument("--run-dir", metavar="DIR", help="where to write the run (default: runs/<time>-<domain>-<algorithm>)")
@@ -162,13 +169,39 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+# the options of a multi-run command, saved in its directory (command.json) for --resume
+MULTI_OPTIONS = ("config", "overrides", "plugins", "seeds", "against", "algorithms", "edits_file", "seal_rounds", "seal_run")
+
+
+def _resume_multi(args: argparse.Namespace, kind: str) -> None:
+    """``--resume DIR``: take every option from the command that wrote DIR (its command.json)."""
+    saved = Path(args.resume) / "command.json"
+    if not saved.is_file():
+        raise SealError(f"--resume {args.resume}: no command.json there, so it was not written by seal-run {kind} "
+                        f"(or by a version before --resume); pass the directory a seal-run {kind} wrote.")
+    given = [f"--{k.replace('_', '-')}" for k in MULTI_OPTIONS if k != "plugins" and getattr(args, k, None)]
+    if given:
+        raise SealError(f"--resume takes every option from {saved}; drop {', '.join(given)} (start a new "
+                        f"seal-run {kind} to change them).")
+    data = json.loads(saved.read_text(encoding="utf-8"))
+    if data.get("command") != kind:
+        raise SealError(f"--resume {args.resume}: written by seal-run {data.get('command')}, not seal-run {kind}.")
+    for key, value in data["options"].items():
+        setattr(args, key, value)
+
+
 def _out_dir(args: argparse.Namespace, kind: str) -> Path:
-    """A new, empty directory for a multi-run command, with its log.jsonl opened."""
+    """A new, empty directory for a multi-run command (its options in command.json), or with
+    ``--resume`` the existing one; its log.jsonl opened."""
     import time
 
     from seal_core import logs
-    from seal_core.runstore import RUNS_DIR, named_run_dir
+    from seal_core.runstore import RUNS_DIR, atomic_write_text, named_run_dir
 
+    if args.resume:
+        out_dir = Path(args.resume)
+        logs.configure(out_dir / "log.jsonl")
+        return out_dir
     if args.run_dir:
         out_dir = Path(args.run_dir)
     elif args.name:
@@ -178,6 +211,8 @@ def _out_dir(args: argparse.Namespace, kind: str) -> Path:
     if out_dir.exists() and any(out_dir.iterdir()):
         raise SealError(f"Output directory '{out_dir}' already holds files; pass a new --run-dir.")
     out_dir.mkdir(parents=True, exist_ok=True)
+    options = {k: getattr(args, k) for k in MULTI_OPTIONS if hasattr(args, k)}
+    atomic_write_text(out_dir / "command.json", json.dumps({"command": kind, "options": options}, indent=1))
     logs.configure(out_dir / "log.jsonl")
     return out_dir
 
@@ -186,12 +221,23 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from seal_core.compare import resolve_all, run_compare
     from seal_core.registry import Registry
 
+    from seal_core.variants import parse_seeds
+
+    if args.resume:
+        _resume_multi(args, "compare")
+    if not args.algorithms:
+        raise SealError("seal-run compare needs --algorithms A,B,... (e.g. rest-em,grpo,ppo,rloo), or --resume DIR.")
     registry = Registry(args.plugins)
     algorithms = [a.strip() for a in args.algorithms.split(",") if a.strip()]
     configs = resolve_all(args.config, args.overrides, algorithms, registry)  # all checked up front
+    seeds = parse_seeds(args.seeds)
+    if args.against and args.against not in algorithms:
+        raise SealError(f"--against {args.against}: not one of the algorithms compared ({', '.join(algorithms)}).")
     out_dir = _out_dir(args, "compare")
-    return _run_many(out_dir, lambda stop: run_compare(configs, registry, out_dir, stop), "algorithm",
-                     f"Comparison: {out_dir}/comparison.md, comparison.png; each algorithm's run in {out_dir}/<algorithm>/")
+    where = "<algorithm>/seed<S>/" if seeds else "<algorithm>/"
+    return _run_many(out_dir, lambda stop: run_compare(configs, registry, out_dir, stop, seeds, args.against), "algorithm",
+                     f"Comparison: {out_dir}/comparison.md, comparison.png; each run in {out_dir}/{where}; "
+                     f"continue an interrupted one with seal-run compare --resume {out_dir}")
 
 
 def _run_many(out_dir: Path, run: Any, unit: str, where: str) -> int:
@@ -204,8 +250,9 @@ def _run_many(out_dir: Path, run: Any, unit: str, where: str) -> int:
         with stop.on_sigint():
             table = run(stop)
     except Interrupted:
-        print(f"\nInterrupted. Finished {unit}s are in {out_dir}; an unfinished one resumes with "
-              f"seal-run run --resume {out_dir}/<{unit}>", file=sys.stderr)
+        command = "compare" if unit == "algorithm" else "baselines"
+        print(f"\nInterrupted. Finished runs are kept in {out_dir}; continue with:\n  seal-run {command} --resume "
+              f"{out_dir}", file=sys.stderr)
         return 130
     finally:
         logs.configure()
@@ -218,6 +265,10 @@ def cmd_baselines(args: argparse.Namespace) -> int:
     from seal_core.baselines import baseline_configs, run_baselines
     from seal_core.registry import Registry
 
+    from seal_core.variants import parse_seeds
+
+    if args.resume:
+        _resume_multi(args, "baselines")
     registry = Registry(args.plugins)
     if args.seal_rounds is not None and args.seal_rounds < 1:
         raise SealError(f"--seal-rounds must be >= 1, got {args.seal_rounds}.")
@@ -225,13 +276,19 @@ def cmd_baselines(args: argparse.Namespace) -> int:
     if seal_run is not None and not (seal_run / "metrics.jsonl").is_file():
         raise SealError(f"--seal-run {seal_run}: no metrics.jsonl there; pass the directory of a finished run.")
     configs = baseline_configs(args.config, args.overrides, registry, args.edits_file, args.seal_rounds)
+    seeds = parse_seeds(args.seeds)
+    against = args.against or "passage-only"
+    if against not in [*configs, "no-adaptation"]:
+        raise SealError(f"--against {against}: not one of the baselines run ({', '.join(['no-adaptation', *configs])}).")
     out_dir = _out_dir(args, "baselines")
     argv = " ".join(["baselines", *(["--config", args.config] if args.config else []),
                      *[f"--set {o}" for o in args.overrides], *(["--edits-file", args.edits_file] if args.edits_file else []),
                      *(["--seal-rounds", str(args.seal_rounds)] if args.seal_rounds else []),
                      *(["--seal-run", args.seal_run] if args.seal_run else []), "--run-dir", str(out_dir)])
-    return _run_many(out_dir, lambda stop: run_baselines(configs, registry, out_dir, stop, seal_run, argv), "variant",
-                     f"Baselines: {out_dir}/baselines.md; each variant's run in {out_dir}/<variant>/")
+    where = "<variant>/seed<S>/" if seeds else "<variant>/"
+    return _run_many(out_dir, lambda stop: run_baselines(configs, registry, out_dir, stop, seal_run, argv, seeds, against),
+                     "variant", f"Baselines: {out_dir}/baselines.md; each run in {out_dir}/{where}; continue an "
+                     f"interrupted one with seal-run baselines --resume {out_dir}")
 
 
 def main(argv: list[str] | None = None) -> int:

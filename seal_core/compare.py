@@ -6,6 +6,11 @@ and scores the same number of self-edits per round. Only the update differs. Eac
 gets its own run directory under the comparison directory, which also receives
 ``comparison.md`` and ``comparison.png``.
 
+With ``--seeds`` every algorithm runs at every seed (``DIR/NAME/seedS``); the table then gives
+means over seeds, and a second table each algorithm's last-round score with a 95% interval over
+seeds and passages and its paired difference from ``--against`` (default: the first algorithm),
+see :mod:`seal_core.variants`.
+
 Overrides: ``--set KEY=VALUE`` applies to every run; ``--set algorithms.NAME.KEY=VALUE`` only to
 algorithm NAME's section (e.g. ``--set algorithms.grpo.beta=0.04``).
 """
@@ -13,16 +18,16 @@ algorithm NAME's section (e.g. ``--set algorithms.grpo.beta=0.04``).
 from __future__ import annotations
 
 import copy
-import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import structlog
 
 from seal_core.config import Config, load_raw, parse_override, resolve
 from seal_core.errors import ConfigError
 from seal_core.results import plot_rounds
-from seal_core.runstore import RunStore, atomic_write_text, read_jsonl
+from seal_core.runstore import atomic_write_text
+from seal_core.variants import INTERVALS_NOTE, interval_table, round_intervals, run_variants
 
 log = structlog.get_logger(__name__)
 
@@ -67,11 +72,6 @@ def resolve_all(config_file: str | None, overrides: list[str], algorithms: list[
     return configs
 
 
-def inner_evaluations(run_dir: Path) -> int:
-    """Inner-loop evaluations (adapt + score) a run spent: rollouts plus held-out evaluations."""
-    return len(read_jsonl(run_dir / "rollouts.jsonl")) + len(read_jsonl(run_dir / "evaluations.jsonl"))
-
-
 def comparison_table(results: dict[str, dict[str, Any]]) -> str:
     """Markdown: one row per algorithm."""
     rounds = max(len(r["metrics"]) for r in results.values())
@@ -91,51 +91,36 @@ def comparison_table(results: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def write_comparison(out_dir: Path, results: dict[str, dict[str, Any]], title: str) -> str:
+def write_comparison(out_dir: Path, results: dict[str, dict[str, Any]], title: str, against: str | None = None) -> str:
     table = comparison_table(results)
+    seeds = max(len(r["runs"]) for r in results.values())
+    intervals = ""
+    if seeds > 1:
+        rows = {name: (r["runs"], "score_after") for name, r in results.items()}
+        intervals = (f"Held-out score after the last round, over seeds and passages:\n\n"
+                     f"{interval_table(rows, against or next(iter(results)))}\n\n{INTERVALS_NOTE}\n\n")
     text = (
         f"# {title}\n\n{table}\n\n"
-        "eval rN: held-out score after a greedy self-edit of the policy at round N (round 0 is "
+        + (f"Each cell is the mean over {seeds} seeds.\n\n" if seeds > 1 else "")
+        + "eval rN: held-out score after a greedy self-edit of the policy at round N (round 0 is "
         "before any update, the same for every algorithm). mean train reward: the mean "
         "improvement of the sampled self-edits over all training rounds. inner evaluations: "
         "adapt-and-score operations the run spent (the budget, equal across algorithms).\n\n"
-        "![eval score per round](comparison.png)\n"
+        + intervals + "![eval score per round](comparison.png)\n"
     )
     atomic_write_text(out_dir / "comparison.md", text)
     lines = {name: [(m["round"], m.get("eval_adapted")) for m in r["metrics"]] for name, r in results.items()}
-    plot_rounds(out_dir / "comparison.png", lines, title, "held-out score (adapted)")
-    return table
+    bars = {name: round_intervals(r["runs"]) for name, r in results.items()} if seeds > 1 else None
+    plot_rounds(out_dir / "comparison.png", lines, title, "held-out score (adapted)", bars)
+    return table + (f"\n\n{intervals.strip()}" if intervals else "")
 
 
-def run_variants(configs: dict[str, Config], registry: Any, out_dir: Path, stop: Any,
-                 on_result: Callable[[dict[str, dict[str, Any]]], None]) -> dict[str, dict[str, Any]]:
-    """Run each config into ``out_dir/NAME``; after each, call ``on_result`` with the results so far
-    (name -> metrics, seconds, inner_evaluations), so partial results show."""
-    from seal_core import logs
-    from seal_core.experiments import make_engine
-
-    results: dict[str, dict[str, Any]] = {}
-    for name, config in configs.items():
-        run_dir = out_dir / name
-        engine = make_engine(config, registry, stop)
-        engine.load_tasks()
-        store = RunStore.create(run_dir)
-        logs.configure(store.log_path)
-        log.info("variant started", variant=name, run_dir=str(run_dir))
-        started = time.time()
-        try:
-            metrics = engine.run(store)
-        finally:
-            logs.configure(out_dir / "log.jsonl")
-        results[name] = {"metrics": metrics, "seconds": time.time() - started,
-                         "inner_evaluations": inner_evaluations(run_dir)}
-        on_result(results)
-    return results
-
-
-def run_compare(configs: dict[str, Config], registry: Any, out_dir: Path, stop: Any) -> str:
-    """Run every algorithm into ``out_dir/NAME`` and write the comparison; return the table."""
+def run_compare(configs: dict[str, Config], registry: Any, out_dir: Path, stop: Any,
+                seeds: list[int] | None = None, against: str | None = None) -> str:
+    """Run every algorithm (at every seed) under ``out_dir`` and write the comparison; return it."""
     first = next(iter(configs.values()))
-    title = f"SEAL {first.components['domain']} · {first.model.policy} · seed {first.run.seed}"
-    results = run_variants(configs, registry, out_dir, stop, lambda r: write_comparison(out_dir, r, title))
-    return comparison_table(results)
+    where = f"seeds {', '.join(map(str, seeds))}" if seeds else f"seed {first.run.seed}"
+    title = f"SEAL {first.components['domain']} · {first.model.policy} · {where}"
+    results = run_variants(configs, registry, out_dir, stop, lambda r: write_comparison(out_dir, r, title, against),
+                           seeds)
+    return write_comparison(out_dir, results, title, against)

@@ -61,8 +61,10 @@ def write_plot(path: Path, metrics: list[dict[str, Any]], title: str) -> None:
     plot_rounds(path, lines, title, "held-out score")
 
 
-def plot_rounds(path: Path, lines: dict[str, list[tuple[int, Any]]], title: str, ylabel: str) -> None:
-    """A PNG with one line per label of (round, value) points, written through a rename."""
+def plot_rounds(path: Path, lines: dict[str, list[tuple[int, Any]]], title: str, ylabel: str,
+                intervals: dict[str, list[tuple[int, float, float]]] | None = None) -> None:
+    """A PNG with one line per label of (round, value) points, written through a rename;
+    ``intervals`` adds error bars, (round, low, high) per label."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -70,7 +72,13 @@ def plot_rounds(path: Path, lines: dict[str, list[tuple[int, Any]]], title: str,
 
     fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
     for label, points in lines.items():
-        ax.plot([r for r, _ in points], [v for _, v in points], marker="o", label=label)
+        (line,) = ax.plot([r for r, _ in points], [v for _, v in points], marker="o", label=label)
+        values = dict(points)
+        bars = [(r, lo, hi) for r, lo, hi in (intervals or {}).get(label, []) if values.get(r) is not None]
+        if bars:
+            ax.errorbar([r for r, _, _ in bars], [values[r] for r, _, _ in bars], capsize=3, fmt="none",
+                        ecolor=line.get_color(), yerr=[[values[r] - lo for r, lo, _ in bars],
+                                                      [hi - values[r] for r, _, hi in bars]])
     ax.set_xlabel("round (0 = before any RL update)")
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)

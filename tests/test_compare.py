@@ -74,3 +74,45 @@ def test_table_marks_the_best_round():
                                  {"eval_adapted": 0.3}], "seconds": 12.0, "inner_evaluations": 9}}
     row = comparison_table(results).splitlines()[2]
     assert row == "| a | 0.100 | 0.300 | 0.300 | 1 | 0.200 | 12 | 9 |"
+
+
+def test_seeds_give_intervals_and_a_resumed_command_skips_finished_runs(tmp_path, monkeypatch):
+    """--seeds 2: every algorithm at seeds 0 and 1, intervals in comparison.md; --resume after a
+    lost run reruns that run only."""
+    import seal_core.variants
+
+    out = tmp_path / "cmp"
+    args = ["compare", "--algorithms", "rest-em,none", "--seeds", "2", "--against", "none", "--run-dir", str(out)]
+    for item in (*SMALL, "rounds=1", "algorithms.rest-em.min_reward=-1"):
+        args += ["--set", item]
+    assert main(args) == 0
+    for name in ("rest-em", "none"):
+        for seed in (0, 1):
+            assert len(_rows(out / name / f"seed{seed}" / "metrics.jsonl")) == 2
+    seeds = [yaml_seed(out / "rest-em" / f"seed{s}") for s in (0, 1)]
+    assert seeds == [0, 1]
+    text = (out / "comparison.md").read_text()
+    assert "mean over 2 seeds" in text and "minus none [95% CI]" in text and "2 × 2" in text
+    # a lost run: the same command resumed reruns it, and only it
+    import shutil
+
+    shutil.rmtree(out / "none" / "seed1")
+    started = []
+    real = seal_core.variants.run_one
+
+    def counting(config, registry, run_dir, stop, log_path):
+        if not seal_core.variants.finished(run_dir, config):
+            started.append(run_dir.relative_to(out).as_posix())
+        return real(config, registry, run_dir, stop, log_path)
+
+    monkeypatch.setattr(seal_core.variants, "run_one", counting)
+    assert main(["compare", "--resume", str(out)]) == 0
+    assert started == ["none/seed1"]
+    assert len(_rows(out / "none" / "seed1" / "metrics.jsonl")) == 2
+    assert main(["compare", "--resume", str(out), "--set", "rounds=3"]) == 2  # options come from the directory
+
+
+def yaml_seed(run_dir: Path) -> int:
+    import yaml
+
+    return yaml.safe_load((run_dir / "config.yaml").read_text())["seed"]

@@ -148,7 +148,8 @@ def test_baselines_table_from_a_finished_run_and_missing_rows(tmp_path):
     out = tmp_path / "out"
     (out / "passage-only").mkdir(parents=True)
     (out / "passage-only" / "evaluations.jsonl").write_text(json.dumps({"round": 0, "task_id": "p1"}))
-    results = {"passage-only": {"metrics": [{"round": 0, "eval_base": 0.05, "eval_adapted": 0.3, "eval_adapted_f1": 0.25}]}}
+    results = {"passage-only": {"metrics": [{"round": 0, "eval_base": 0.05, "eval_adapted": 0.3, "eval_adapted_f1": 0.25}],
+                                "runs": {0: out / "passage-only"}}}
     table, notes = baselines_table(results, "continual", out, finished_seal_run(seal_dir))
     lines = table.splitlines()
     assert lines[0] == "| baseline | score | F1 | run |"  # no paper figures for continual
@@ -158,3 +159,21 @@ def test_baselines_table_from_a_finished_run_and_missing_rows(tmp_path):
     assert any("--edits-file" in n for n in notes) and any("other passages" in n for n in notes)
     with pytest.raises(Exception, match="no metrics.jsonl lines"):
         finished_seal_run(tmp_path)
+
+
+def test_baselines_over_seeds_report_intervals(tmp_path):
+    """--seeds 2: each baseline at seeds 0 and 1; baselines.md gives every row's interval over
+    seeds and passages and its paired difference from passage-only."""
+    out = tmp_path / "b"
+    args = ["baselines", "--run-dir", str(out), "--seeds", "0,1"]
+    for s in [*SMALL, "domain.eval_limit=2"]:
+        args += ["--set", s]
+    assert main(args) == 0
+    logs.configure()
+    for variant in ("passage-only", "self-edits"):
+        assert [len(rows(out / variant / f"seed{s}" / "evaluations.jsonl")) for s in (0, 1)] == [2, 2]
+    text = (out / "baselines.md").read_text()
+    assert "mean over 2 seeds" in text and "minus passage-only [95% CI]" in text
+    intervals = [l for l in text.splitlines() if l.startswith("| no-adaptation") or l.startswith("| self-edits")]
+    assert len(intervals) == 2 and all("2 × 2" in l for l in intervals)
+    assert json.loads((out / "command.json").read_text())["options"]["seeds"] == "0,1"
