@@ -6,45 +6,46 @@ reference path (same seed, same passages) with its interval.
         --paths reference,lora,multi-lora-k8-fp32        # ~10 min per seed on a 2-core CPU
 
 Every other option goes to ``inner_loop.py`` unchanged. A seed changes each self-edit's data order
-(the order of its texts in each epoch) and the reference Trainer's seed; LoRA's initial values
-do not change (``lora`` and ``multi-lora`` draw them under seed 0). The interval is Student's t
+(the order of its texts in each epoch), the reference Trainer's seed, and (with
+``adapter_init: per-edit``, the default) each edit's initial LoRA A. The interval is Student's t
 over the per-seed means (the seeds are the replicates); it does not cover the sampling of
 passages and questions, which stay fixed. Each seed's full JSON line is kept in the output, and
-the last line printed is one JSON object with the table.
+the last line printed is one JSON object with the table. ``scores_equal`` (per path): its mean
+score lies within the reference's 95% interval over the seeds (the issue's definition of equal
+scores); ``paired_interval_contains_0`` is the stricter paired check. ``--reuse`` takes the
+per-seed results of paths not run now from an earlier output (same workload, same seeds).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import statistics
 import subprocess
 import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-# two-sided 95% quantiles of Student's t, by degrees of freedom (1..30)
-T95 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
-       2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048,
-       2.045, 2.042]
+sys.path.insert(0, str(HERE.parent))  # run from a checkout without installing
 
-
-def interval(values: list[float]) -> tuple[float, float]:
-    """(mean, half-width of the 95% t-interval); the half-width is nan for one value."""
-    mean = statistics.fmean(values)
-    if len(values) < 2:
-        return mean, math.nan
-    t = T95[min(len(values) - 1, len(T95)) - 1]
-    return mean, t * statistics.stdev(values) / math.sqrt(len(values))
+from seal_core.intervals import t_interval as interval  # noqa: E402  (mean, half-width of the 95% t-interval)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", default="0,1,2,3,4", help="comma-separated run seeds")
     parser.add_argument("--against", default="reference", help="the path the paired differences are taken from")
+    parser.add_argument("--reuse", type=Path, help="an earlier output of this script: its per-seed results of paths "
+                                                    "not run now join the table (e.g. --paths lora --reuse old.txt "
+                                                    "compares a changed lora with the reference measured then)")
     args, rest = parser.parse_known_args()
     seeds = [int(s) for s in args.seeds.split(",")]
+    earlier = {}
+    if args.reuse:
+        for line in args.reuse.read_text().splitlines():
+            if line.startswith("{") and '"seed"' in line and '"mean_score"' in line:
+                run = json.loads(line)
+                earlier[run["seed"]] = run
     runs = []
     for seed in seeds:
         proc = subprocess.run([sys.executable, str(HERE / "inner_loop.py"), *rest, "--seed", str(seed)],
@@ -54,6 +55,12 @@ def main() -> None:
             sys.stderr.write(proc.stdout[-3000:] + proc.stderr[-3000:])
             raise SystemExit(f"inner_loop.py failed at seed {seed} (exit {proc.returncode})")
         runs.append(json.loads(lines[-1]))
+        if seed in earlier:  # paths measured earlier at this seed and not now
+            for path, value in earlier[seed]["mean_score"].items():
+                if path not in runs[-1]["mean_score"]:
+                    runs[-1]["mean_score"][path] = value
+                    runs[-1]["seconds_per_edit"][path] = earlier[seed]["seconds_per_edit"][path]
+                    runs[-1]["scores"][path] = earlier[seed]["scores"][path]
         print(f"seed {seed}: " + ", ".join(f"{p} {v:.3f}" for p, v in runs[-1]["mean_score"].items()), flush=True)
         print(lines[-1], flush=True)
     paths = list(runs[0]["mean_score"])
@@ -63,16 +70,24 @@ def main() -> None:
         mean, half = interval([r["mean_score"][path] for r in runs])
         row = {"mean": mean, "ci95": half, "per_seed": [r["mean_score"][path] for r in runs],
                "seconds_per_edit": statistics.fmean(r["seconds_per_edit"][path] for r in runs)}
+        if any(r.get("mean_dense", {}).get(path) is not None for r in runs):
+            dense = [r["mean_dense"][path] for r in runs if r.get("mean_dense", {}).get(path) is not None]
+            row["answer_logprob"], row["answer_logprob_ci95"] = interval(dense)
         if args.against in paths and path != args.against:
             diff, dhalf = interval([r["mean_score"][path] - r["mean_score"][args.against] for r in runs])
-            row |= {f"minus_{args.against}": diff, f"minus_{args.against}_ci95": dhalf}
+            ref_mean, ref_half = interval([r["mean_score"][args.against] for r in runs])
+            # scores_equal: this path's mean lies within the reference's 95% interval over seeds
+            row |= {f"minus_{args.against}": diff, f"minus_{args.against}_ci95": dhalf,
+                    "scores_equal": abs(mean - ref_mean) <= ref_half,
+                    "paired_interval_contains_0": abs(diff) <= dhalf}
         table[path] = row
     print(f"\n{len(seeds)} seeds x {passages} passages ({runs[0]['source']}), {runs[0]['epochs']} epochs; "
           f"mean score with 95% t-interval over seeds; paired difference from {args.against}:")
     for path, row in table.items():
         diff = (f"   {row[f'minus_{args.against}']:+.3f} ± {row[f'minus_{args.against}_ci95']:.3f}"
                 if f"minus_{args.against}" in row else "")
-        print(f"{path:>22}: {row['mean']:.3f} ± {row['ci95']:.3f}{diff}   ({row['seconds_per_edit']:.1f} s/edit)")
+        equal = f"   scores_equal {row['scores_equal']}" if "scores_equal" in row else ""
+        print(f"{path:>22}: {row['mean']:.3f} ± {row['ci95']:.3f}{diff}   ({row['seconds_per_edit']:.1f} s/edit){equal}")
     print(json.dumps({"seeds": seeds, "passages": passages, "source": runs[0]["source"], "epochs": runs[0]["epochs"],
                       "against": args.against, "paths": table}))
 
