@@ -3,6 +3,7 @@
     seal-run plugins [--json]                      every component, by kind, with its plugin
     seal-run run [--config FILE.yaml] [--set KEY=VALUE]... [--plugins X]... [--run-dir DIR | --name NAME]
     seal-run run --resume RUN_DIR [--plugins X]...   continue a killed or interrupted run
+    seal-run run ... --push-to-hub REPO            then upload checkpoints/policy to the hub
     seal-run config [--config FILE.yaml] [--set KEY=VALUE]...   print the resolved config
     seal-run compare --algorithms rest-em,grpo,ppo,rloo [same options as run]
     seal-run baselines [--edits-file F.json] [--seal-rounds N | --seal-run DIR] [same options as run]
@@ -71,6 +72,8 @@ def _parser() -> argparse.ArgumentParser:
             where.add_argument("--run-dir", metavar="DIR", help="where to write the run (default: runs/<time>-<domain>-<algorithm>)")
             where.add_argument("--name", metavar="NAME", help="write the run to runs/NAME")
             where.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR with its own config.yaml")
+            p.add_argument("--push-to-hub", metavar="REPO", help="after the run, upload checkpoints/policy to this "
+                           "hub model repository (needs hub access and a token in the environment; off by default)")
     return parser
 
 
@@ -122,7 +125,10 @@ def _run_dir(args: argparse.Namespace, config) -> Path:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    import shlex
+
     from seal_core import distributed, logs
+    from seal_core.checkpoints import check_push, push_to_hub
     from seal_core.experiments import make_engine
     from seal_core.interrupt import Interrupted, StopFlag
     from seal_core.runstore import RunStore
@@ -136,6 +142,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         store = RunStore.existing(Path(args.resume))
         args.config = store.config_path
     registry, config = _resolve(args)  # every config error surfaces here, before any model loads
+    check_push(args.push_to_hub, config.run.checkpoint)
     distributed.init(config.model.device)  # under torchrun/deepspeed: join the ranks; else nothing
     if not distributed.is_main():
         os.environ.setdefault("SEAL_LOG_LEVEL", "warning")  # rank 0 tells the story, once
@@ -147,6 +154,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     elif not distributed.is_main():
         store = distributed.FollowerStore(store.dir)
     logs.configure(store.log_path if distributed.is_main() else None)
+    store.command = shlex.join(["seal-run", *args.argv])  # for the model card
     import structlog
 
     log = structlog.get_logger("seal")
@@ -166,6 +174,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 0
     print((store.dir / "results.md").read_text(encoding="utf-8").split("\n\n")[1])
     print(f"\nRun directory: {store.dir}  (results.md, plot.png, rollouts.jsonl, metrics.jsonl, log.jsonl)")
+    if args.push_to_hub:
+        print(f"Pushed {store.dir / 'checkpoints' / 'policy'} to {push_to_hub(store.dir / 'checkpoints' / 'policy', args.push_to_hub)}")
     return 0
 
 
@@ -294,6 +304,7 @@ def cmd_baselines(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     args = _parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     from seal_core import logs
 
     logs.configure()

@@ -212,6 +212,9 @@ class FollowerStore(RunStore):
     def save_checkpoint(self, model: Any, name: str):
         return self.dir / "checkpoints" / f"{name}.safetensors"
 
+    def save_model(self, loaded: Any, name: str, card: str | None = None):
+        return self.dir / "checkpoints" / name
+
     def save_resume_point(self, model: Any, round: int, metrics: dict[str, Any]) -> None:
         pass
 

@@ -38,6 +38,7 @@ from tqdm import tqdm
 
 from seal_core import distributed
 from seal_core.components import Evaluator, Roles, UpdateContext, algorithm_flag
+from seal_core.checkpoints import save_policy
 from seal_core.config import Config
 from seal_core.constrained import run_schema
 from seal_core.errors import DataError, EditRejected
@@ -393,7 +394,7 @@ class Engine:
                 metrics.update(train_summary(rollouts))
                 self.update(rnd, roles, rollouts, metrics)
                 if cfg.run.checkpoint == "every_round":
-                    store.save_checkpoint(roles.generator.model, f"policy-round{rnd + 1}")
+                    save_policy(store, roles.generator, f"policy-round{rnd + 1}", cfg, [*all_metrics, metrics])
             metrics["seconds"] = round(time.time() - started, 1)
             store.append_metrics(metrics)
             all_metrics.append(metrics)
@@ -403,7 +404,6 @@ class Engine:
             log.info("round finished", **{k: v for k, v in metrics.items() if not isinstance(v, dict)})
             self.stop.check()
         if cfg.run.checkpoint == "final":
-            path = store.save_checkpoint(roles.generator.model, "policy")
-            log.info("checkpoint saved", path=str(path))
+            save_policy(store, roles.generator, "policy", cfg, all_metrics)
         store.drop_resume_point()
         return all_metrics

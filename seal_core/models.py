@@ -67,8 +67,9 @@ def embedded_gguf_path() -> Path:
     return path
 
 
-def _build_atomically(target: Path, build: Any) -> Path:
-    """Run ``build(tmpdir)`` and move the result to ``target`` (another process may win)."""
+def build_atomically(target: Path, build: Any) -> Path:
+    """Run ``build(tmpdir)`` and move the result to ``target`` by one rename, so ``target`` is
+    either absent or complete; an existing ``target`` is kept as it is (another process may win)."""
     if target.is_dir():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -97,7 +98,7 @@ def ensure_tokenizer_cache() -> Path:
     target = cache_dir() / TOKENIZER_CACHE_NAME
     if not target.is_dir():
         log.info("caching tokenizer", target=str(target))
-        _build_atomically(target, lambda tmp: _gguf_tokenizer().save_pretrained(tmp))
+        build_atomically(target, lambda tmp: _gguf_tokenizer().save_pretrained(tmp))
     return target
 
 
@@ -120,7 +121,7 @@ def ensure_embedded_cache() -> Path:
 
     if not target.is_dir():
         log.info("converting embedded GGUF model once", gguf=str(embedded_gguf_path()), target=str(target))
-        _build_atomically(target, build)
+        build_atomically(target, build)
     return target
 
 
@@ -327,10 +328,11 @@ def blank_model(config: Any, dtype: torch.dtype, device: torch.device | str) -> 
     return model
 
 
-def plain_copy(loaded: LoadedModel) -> LoadedModel:
-    """A separate, trainable copy of ``loaded``'s base weights (adapters stripped)."""
+def plain_copy(loaded: LoadedModel, device: torch.device | str | None = None) -> LoadedModel:
+    """A separate, trainable copy of ``loaded``'s base weights (adapters stripped), on ``device``
+    (default: ``loaded``'s)."""
     model = loaded.model
-    fresh = blank_model(model.config, next(model.parameters()).dtype, loaded.device)
+    fresh = blank_model(model.config, next(model.parameters()).dtype, device or loaded.device)
     missing, unexpected = fresh.load_state_dict(plain_state_dict(model), strict=False)
     if unexpected or [m for m in missing if m != "lm_head.weight"]:
         raise RuntimeError(f"plain_copy: state dicts differ: missing={missing} unexpected={unexpected}")

@@ -6,7 +6,8 @@
     metrics.jsonl      one line per round (round 0: before any RL update)
     log.jsonl          structlog events
     results.md         the metrics table; plot.png: eval scores per round
-    checkpoints/       policy weights as safetensors; while a run is unfinished also
+    checkpoints/       policy/ (and policy-roundN/): save_pretrained model directories with a
+                       model card (seal_core/checkpoints.py); while a run is unfinished also
                        resume.safetensors + resume.json (see seal_core/resume.py)
 """
 
@@ -31,6 +32,14 @@ def atomic_write_text(path: Path, text: str) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
+
+
+def fsync_tree(folder: Path) -> None:
+    """Make every file below ``folder`` durable (before the folder is renamed into place)."""
+    for file in folder.rglob("*"):
+        if file.is_file():
+            with open(file, "rb") as fh:
+                os.fsync(fh.fileno())
 
 
 def append_jsonl(path: Path, row: dict[str, Any]) -> None:
@@ -93,6 +102,9 @@ def named_run_dir(name: str, parent: Path = RUNS_DIR) -> Path:
 class RunStore:
     """Reads and writes one run directory."""
 
+    #: the command line that made the run, for model cards (the CLI sets it; None: unknown)
+    command: str | None = None
+
     def __init__(self, run_dir: Path):
         self.dir = Path(run_dir)
 
@@ -152,8 +164,16 @@ class RunStore:
     def append_metrics(self, metrics: dict[str, Any]) -> None:
         append_jsonl(self.metrics_path, metrics)
 
+    def save_model(self, loaded: Any, name: str, card: str | None = None) -> Path:
+        """``loaded`` (a :class:`~seal_core.types.LoadedModel`) as the model directory
+        ``checkpoints/NAME/``, with ``card`` as its README.md (:mod:`seal_core.checkpoints`)."""
+        from seal_core.checkpoints import write_model_dir
+
+        return write_model_dir(loaded, self.dir / "checkpoints" / name, card)
+
     def save_checkpoint(self, model: Any, name: str) -> Path:
-        """Base weights of ``model`` (adapters excluded) as ``checkpoints/NAME.safetensors``."""
+        """Base weights of ``model`` (adapters excluded) as ``checkpoints/NAME.safetensors``: the
+        resume point's weights (a bare state dict, read back only by :meth:`load_resume_point`)."""
         from safetensors.torch import save_file
 
         from seal_core.models import plain_state_dict

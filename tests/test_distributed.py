@@ -61,6 +61,7 @@ def test_follower_store_writes_nothing(tmp_path):
     store.append_evaluation({"round": 0})
     store.append_metrics({"round": 0})
     store.save_checkpoint(None, "policy")
+    store.save_model(None, "policy", "card")
     store.save_resume_point(None, 0, {})
     store.drop_resume_point()
     assert not (tmp_path / "run").exists()
@@ -176,8 +177,8 @@ def test_two_ranks_match_one_process(tmp_path):
     assert _rows(two / "run" / "evaluations.jsonl") == _rows(one / "run" / "evaluations.jsonl")
     assert [m["n_kept"] for m in _rows(two / "run" / "metrics.jsonl")[:1]] == [3]
 
-    a = load_file(str(one / "run" / "checkpoints" / "policy.safetensors"))
-    b = load_file(str(two / "run" / "checkpoints" / "policy.safetensors"))
+    a = load_file(str(one / "run" / "checkpoints" / "policy" / "model.safetensors"))
+    b = load_file(str(two / "run" / "checkpoints" / "policy" / "model.safetensors"))
     start = load_model("tiny-random").model.state_dict()
     assert a.keys() == b.keys()
     assert max(float((a[k] - b[k]).abs().max()) for k in a) < WEIGHT_ATOL

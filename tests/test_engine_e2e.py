@@ -169,23 +169,58 @@ def test_plot_png(run):
     assert len(data) > 1000
 
 
-def test_checkpoint(run):
+def test_checkpoint_is_a_model_directory(run):
+    """checkpoints/policy is a save_pretrained directory that transformers loads as it is."""
     import torch
     from safetensors.torch import load_file
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from seal_core.models import load_model, plain_state_dict
 
-    path = run.dir / "checkpoints" / "policy.safetensors"
-    tensors = load_file(str(path))
-    assert tensors
+    path = run.dir / "checkpoints" / "policy"
+    assert {"config.json", "model.safetensors", "generation_config.json", "tokenizer.json",
+            "README.md"} <= {p.name for p in path.iterdir()}
+    assert not [p for p in path.iterdir() if p.suffix in (".bin", ".pt", ".pth", ".pkl")]
+    tensors = load_file(str(path / "model.safetensors"))
     assert not any("lora_" in k or ".base_layer." in k for k in tensors)
     base = plain_state_dict(load_model("tiny-random").model)
-    assert set(tensors) <= set(base)
-    assert set(base) - set(tensors) <= {"lm_head.weight"}  # tied to the embeddings, stored once
-    assert all(tensors[k].shape == base[k].shape for k in tensors)
     # two RL updates ran: the policy is no longer the initial model
     assert any(not torch.equal(tensors[k], base[k]) for k in tensors)
-    assert list((run.dir / "checkpoints").iterdir()) == [path]
+    model = AutoModelForCausalLM.from_pretrained(path)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    assert tokenizer("Skarren Island").input_ids
+    assert all(torch.equal(model.state_dict()[k], tensors[k]) for k in tensors)
+    assert [p.name for p in (run.dir / "checkpoints").iterdir()] == ["policy"]  # no resume point left
+
+
+def test_model_card(run):
+    card = (run.dir / "checkpoints" / "policy" / "README.md").read_text(encoding="utf-8")
+    assert card.startswith("---\nlibrary_name: transformers\n")
+    assert "- base model: `tiny-random`" in card and "algorithm `rest-em`" in card
+    assert f"`seal-run run --run-dir {run.dir} --set model.policy=tiny-random" in card  # the command
+    assert "| round | eval base |" in card and f"\n| {ROUNDS} |" in card  # the metrics table
+    assert "edits_per_task: 2" in card  # the resolved config
+
+
+def test_a_new_run_continues_from_the_saved_policy(run, tmp_path):
+    """model.policy=RUN/checkpoints/policy: a new run starts from the trained weights."""
+    final_sha = read_jsonl(run.dir / "metrics.jsonl")[ROUNDS]["generator_sha"]  # after both updates
+    new = tmp_path / "continued"
+    args = [a.replace("model.policy=tiny-random", f"model.policy={run.dir / 'checkpoints' / 'policy'}")
+            for a in RUN_ARGS]
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        rc = main(["run", "--run-dir", str(new), *args, "--set", "rounds=0", "--set", "checkpoint=none"])
+    logs.configure()
+    assert rc == 0
+    assert read_jsonl(new / "metrics.jsonl")[0]["generator_sha"] == final_sha
+
+
+def test_push_to_hub_offline_fails_before_the_run_with_a_clear_message(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    rc = main(["run", "--run-dir", str(tmp_path / "r"), *RUN_ARGS, "--push-to-hub", "someone/seal-policy"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "HF_HUB_OFFLINE" in err and "hf upload" in err and "Traceback" not in err
+    assert not (tmp_path / "r").exists()
 
 
 # -- error paths -----------------------------------------------------------------------------
