@@ -13,7 +13,8 @@ base; each adapter's tokens form one contiguous segment. The loss is the sum ove
 each adapter's own mean token loss (so each adapter's gradient is the gradient it would get
 alone), the backward writes each adapter's gradients straight into its slot, and AdamW (the fused
 kernel ``lora`` uses) runs per adapter with its own moments and learning rate; an edit with fewer
-steps stops stepping. Each edit's initial lora_A (``adapter_init``) and data order are drawn
+steps stops stepping, and with ``stop_loss`` (adaptive training) an adapter whose epoch's mean loss
+fell below it leaves the pack, as ``lora`` stops there. Each edit's initial lora_A (``adapter_init``) and data order are drawn
 from its own generator exactly as ``lora`` draws them from the global one, so each adapter follows ``lora``'s optimisation trajectory
 up to float rounding (checked by tests/test_multi_lora.py). Packing needs a transformers model
 that takes ``position_ids`` and the attention-function interface (current decoder-only models do).
@@ -43,8 +44,8 @@ from seal_core import InnerUpdater, hookimpl
 from seal_core.components import AdaptedBatch
 from seal_core.errors import NonFiniteLoss
 from seal_core.inner import (PACKED_ATTENTION, LinearCrossEntropy, LoraOptions, Routing, StackedAdamW, StackedLoraLinear,
-                             adapter_state, draw_init_seed, pack_rows, packed_lengths, peft_initial_a, seeded_lora_a,
-                             step_batches, tokenize_examples, warn_if_truncated)
+                             adapter_state, draw_init_seed, epoch_mean_below, pack_rows, packed_lengths, peft_initial_a,
+                             seeded_lora_a, step_batches, steps_per_epoch, tokenize_examples, warn_if_truncated)
 from seal_core.types import LoadedModel, TrainingSet
 
 log = structlog.get_logger(__name__)
@@ -232,6 +233,9 @@ class MultiLoraUpdater(InnerUpdater):
             rows_of.append([(x["input_ids"][0], F.pad(x["labels"][0, 1:], (0, 1), value=-100)) for x in enc])
         lrs = [datas[j].learning_rate or opts.learning_rate for j in order]
         steps = [len(plans[j]) for j in order]
+        per_epoch = [steps_per_epoch(len(datas[j].examples), opts.batch_size) for j in order]
+        epoch_losses: list[list[float]] = [[] for _ in order]
+        stopped: set[int] = set()  # slots whose texts are learned (adaptive training, stop_loss)
         self._reset_slots(installed)
         if init_seeds is not None:
             self._initialise_slots(installed, [init_seeds[j] for j in order])
@@ -248,7 +252,7 @@ class MultiLoraUpdater(InnerUpdater):
                 p.grad = torch.zeros_like(p)
             for step in range(max(steps, default=0)):
                 n = sum(1 for s in steps if s > step)
-                live = [s for s in range(n) if s not in failed]
+                live = [s for s in range(n) if s not in failed and s not in stopped]
                 if not live:
                     break
                 rows = [(s, *rows_of[s][i]) for s in live for i in plans[order[s]][step]]  # (slot, ids, targets)
@@ -270,6 +274,13 @@ class MultiLoraUpdater(InnerUpdater):
                         failed[s] = f"inner-loop loss became {means[s]}"
                 if any(s not in failed for s in live):
                     optimizer.step(n, step + 1, lrs)  # failed slots step too, harmlessly: reset later
+                for s in live:
+                    epoch_losses[s].append(means[s])
+                    if (step + 1) % per_epoch[s] == 0:
+                        if s not in failed and epoch_mean_below(epoch_losses[s], opts.stop_loss):
+                            stopped.add(s)  # it leaves the pack; a zero learning rate keeps it where it is
+                            lrs[s] = 0.0
+                        epoch_losses[s] = []
         finally:
             routing.set_rows(None)
             routing.written = None

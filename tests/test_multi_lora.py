@@ -54,9 +54,9 @@ TASKS = [TaskInstance(f"t{j}", "", {"questions": [
     {"question": "What colour are the doors?", "answers": ["plum"]}][: 1 + j % 3]}) for j in range(len(DATAS))]
 
 
-def lora_runs(loaded, datas=DATAS, seeds=SEEDS):
+def lora_runs(loaded, datas=DATAS, seeds=SEEDS, **overrides):
     """Sequential ``lora``: per edit, the adapter weights (as [r, in], [out, r]) and the qa score."""
-    up, qa = LoraUpdater().configured(LoraOptions(**OPTIONS)), QAEvaluator()
+    up, qa = LoraUpdater().configured(LoraOptions(**{**OPTIONS, **overrides})), QAEvaluator()
     out = []
     for data, seed, task in zip(datas, seeds, TASKS):
         seed_all(seed)
@@ -124,6 +124,32 @@ def test_batch_matches_sequential_lora(fresh_tiny, tiny, tiny_logits):
     assert torch.equal(tiny_logits(fresh_tiny), before)
     assert weights_sha(fresh_tiny.model) == weights_sha(tiny.model)
     assert plain_state_dict(fresh_tiny.model).keys() == tiny.model.state_dict().keys()
+
+
+def test_adaptive_training_stops_an_adapter_as_lora_does(fresh_tiny):
+    """stop_loss: an adapter stops after the first epoch whose mean step loss is below it, in
+    multi-lora as in lora. The tiny model's first-epoch losses here are 10.83, 10.80, 10.79 and 10.79 (near ln(vocab)): a
+    threshold among them stops some edits after one epoch and lets others train on; a huge one
+    stops every edit after its first epoch, which is lora with one epoch."""
+    from seal_core.models import load_model
+
+    datas = [TrainingSet.from_texts(d.texts) for d in DATAS[:4]]  # the options' 3 epochs for all
+    one_epoch = lora_runs(load_model("tiny-random"), datas, SEEDS[:4], epochs=1)
+    for threshold in (1e9, 10.8):
+        reference = lora_runs(load_model("tiny-random"), datas, SEEDS[:4], stop_loss=threshold)
+        with multi(stop_loss=threshold).adapted_batch(fresh_tiny, datas, SEEDS[:4]) as batch:
+            layers = stacked(fresh_tiny.model)
+            for j, (weights, _) in enumerate(reference):
+                assert worst_difference(layers, j, weights) < TOLERANCE, (threshold, j)
+        stopped_early = [worst_difference_of(reference[j][0], one_epoch[j][0]) < TOLERANCE for j in range(4)]
+        if threshold == 1e9:
+            assert all(stopped_early)
+        else:  # the check can tell stopping from training on
+            assert any(stopped_early) and not all(stopped_early), stopped_early
+
+
+def worst_difference_of(a: dict, b: dict) -> float:
+    return max(((a[n] - b[n]).norm() / b[n].norm().clamp_min(1e-12)).item() for n in a if "lora_B" in n)
 
 
 def test_a_wrong_seed_is_detected(fresh_tiny):

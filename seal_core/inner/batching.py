@@ -50,6 +50,17 @@ def warn_if_truncated(tokenizer: Any, texts: list[str], max_length: int) -> None
                     max_length=max_length, hint="raise inner.max_length to keep more")
 
 
+def steps_per_epoch(examples: int, batch_size: int) -> int:
+    """Optimizer steps in one epoch over ``examples`` training texts."""
+    return -(-examples // batch_size)
+
+
+def epoch_mean_below(losses: list[float], threshold: float) -> bool:
+    """Adaptive training's rule (``stop_loss``): the epoch's mean step loss is below ``threshold``
+    (never with a threshold of 0)."""
+    return threshold > 0 and sum(losses) / len(losses) < threshold
+
+
 def step_batches(data: TrainingSet, opts: LoraOptions, generator: torch.Generator | None = None) -> Iterator[list[int]]:
     """The example indices of each optimizer step of one self-edit: a fresh shuffle per epoch
     (from ``generator``, or torch's global RNG), ``opts.batch_size`` examples a step, at most

@@ -23,6 +23,10 @@ class LoraOptions:
     # per-edit: each self-edit's lora_A drawn from its inner seed (as the reference's fresh peft
     # model per edit; follows the run seed); fixed: peft's seed-0 draw for every edit
     adapter_init: Literal["per-edit", "fixed"] = "per-edit"
+    # adaptive training: an adapter stops after the first epoch whose mean training loss (per
+    # token, the mean over the epoch's steps) is below this; 0 trains every epoch. In multi-lora
+    # a stopped adapter leaves the pack, so the remaining steps get cheaper
+    stop_loss: float = 0.0
 
     def __post_init__(self) -> None:
         checks = {
@@ -34,7 +38,8 @@ class LoraOptions:
             "batch_size": self.batch_size >= 1,
             "max_length": self.max_length >= 8,
             "target_modules": bool(self.target_modules),
+            "stop_loss": self.stop_loss >= 0,
         }
         bad = [k for k, ok in checks.items() if not ok]
         if bad:
-            raise ValueError(f"{', '.join(bad)} out of range (r, epochs, batch_size >= 1; alpha, learning_rate > 0; 0 <= dropout < 1; max_length >= 8)")
+            raise ValueError(f"{', '.join(bad)} out of range (r, epochs, batch_size >= 1; alpha, learning_rate > 0; 0 <= dropout < 1; max_length >= 8; stop_loss >= 0)")

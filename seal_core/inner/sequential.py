@@ -18,7 +18,8 @@ import torch
 
 from seal_core.components import InnerUpdater
 from seal_core.errors import NonFiniteLoss
-from seal_core.inner.batching import step_batches, tokenize_examples, warn_if_truncated
+from seal_core.inner.batching import (epoch_mean_below, step_batches, steps_per_epoch, tokenize_examples,
+                                     warn_if_truncated)
 from seal_core.types import LoadedModel, TrainingSet
 
 
@@ -26,7 +27,8 @@ class SequentialUpdater(InnerUpdater):
     """θ' = θ trained on one self-edit's texts; :meth:`reset` writes the initial values back.
 
     Its ``Options`` need ``learning_rate``, ``epochs``, ``batch_size``, ``max_length``,
-    ``weight_decay`` and ``autocast_bf16``.
+    ``weight_decay``, ``autocast_bf16`` and ``stop_loss`` (adaptive training: stop after the first
+    epoch whose mean step loss is below it; 0: every epoch).
     """
 
     @abstractmethod
@@ -60,9 +62,10 @@ class SequentialUpdater(InnerUpdater):
         autocast = (torch.autocast(device_type=device.type, dtype=torch.bfloat16)
                     if opts.autocast_bf16 else contextlib.nullcontext())
         self.initialise(student)
+        per_epoch, epoch_losses = steps_per_epoch(len(examples), opts.batch_size), []
         model.train()
         try:
-            for indices in step_batches(data, opts):
+            for step, indices in enumerate(step_batches(data, opts)):
                 batch = tokenize_examples(student.tokenizer, [examples[i] for i in indices],
                                           opts.max_length, device, completion_only=data.loss_on == "completion")
                 with autocast:
@@ -72,6 +75,11 @@ class SequentialUpdater(InnerUpdater):
                 loss.backward()
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
+                epoch_losses.append(loss.item())
+                if (step + 1) % per_epoch == 0:
+                    if epoch_mean_below(epoch_losses, opts.stop_loss):
+                        break  # adaptive training: this edit's texts are learned
+                    epoch_losses = []
         finally:
             model.eval()
         return student
