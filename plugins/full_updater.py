@@ -15,6 +15,7 @@ honoured, non-finite losses rejected); only which parameters train and how they 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 
@@ -32,15 +33,18 @@ class FullOptions:
     weight_decay: float = 0.0
     autocast_bf16: bool = False  # bf16 autocast for the matmuls (fast on AMX CPUs and GPUs)
     stop_loss: float = 0.0  # stop after the first epoch whose mean training loss is below this; 0: off
+    lr_schedule: Literal["constant", "linear"] = "constant"  # linear: decay to 0 over the planned steps
+    max_grad_norm: float = 0.0  # clip the gradient norm to this; 0: no clipping
 
     def __post_init__(self) -> None:
         checks = {"learning_rate": self.learning_rate > 0, "epochs": self.epochs >= 1,
                   "batch_size": self.batch_size >= 1, "max_length": self.max_length >= 8,
-                  "weight_decay": self.weight_decay >= 0, "stop_loss": self.stop_loss >= 0}
+                  "weight_decay": self.weight_decay >= 0, "stop_loss": self.stop_loss >= 0,
+                  "max_grad_norm": self.max_grad_norm >= 0}
         bad = [k for k, ok in checks.items() if not ok]
         if bad:
             raise ValueError(f"{', '.join(bad)} out of range (learning_rate > 0; epochs, batch_size >= 1; "
-                             "max_length >= 8; weight_decay, stop_loss >= 0)")
+                             "max_length >= 8; weight_decay, stop_loss, max_grad_norm >= 0)")
 
 
 class FullUpdater(SequentialUpdater):

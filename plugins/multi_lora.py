@@ -44,8 +44,9 @@ from seal_core import InnerUpdater, hookimpl
 from seal_core.components import AdaptedBatch
 from seal_core.errors import NonFiniteLoss
 from seal_core.inner import (PACKED_ATTENTION, LinearCrossEntropy, LoraOptions, Routing, StackedAdamW, StackedLoraLinear,
-                             adapter_state, draw_init_seed, epoch_mean_below, pack_rows, packed_lengths, peft_initial_a,
-                             seeded_lora_a, step_batches, steps_per_epoch, tokenize_examples, warn_if_truncated)
+                             adapter_state, draw_init_seed, epoch_mean_below, learning_rate_at, pack_rows, packed_lengths,
+                             peft_initial_a, seeded_lora_a, step_batches, steps_per_epoch, tokenize_examples,
+                             warn_if_truncated)
 from seal_core.types import LoadedModel, TrainingSet
 
 log = structlog.get_logger(__name__)
@@ -272,14 +273,17 @@ class MultiLoraUpdater(InnerUpdater):
                 for s in live:
                     if not math.isfinite(means[s]):
                         failed[s] = f"inner-loop loss became {means[s]}"
+                if opts.max_grad_norm:
+                    self._clip(params, [s for s in live if s not in failed], opts.max_grad_norm)
                 if any(s not in failed for s in live):
-                    optimizer.step(n, step + 1, lrs)  # failed slots step too, harmlessly: reset later
+                    # failed slots step too, harmlessly (reset later); stopped ones at a zero rate
+                    optimizer.step(n, step + 1, [0.0 if s in stopped else learning_rate_at(lrs[s], step, steps[s], opts.lr_schedule)
+                                                 for s in range(len(order))])
                 for s in live:
                     epoch_losses[s].append(means[s])
                     if (step + 1) % per_epoch[s] == 0:
                         if s not in failed and epoch_mean_below(epoch_losses[s], opts.stop_loss):
                             stopped.add(s)  # it leaves the pack; a zero learning rate keeps it where it is
-                            lrs[s] = 0.0
                         epoch_losses[s] = []
         finally:
             routing.set_rows(None)
@@ -307,6 +311,17 @@ class MultiLoraUpdater(InnerUpdater):
             # the sum over adapters of each one's mean loss: adapter s gets the gradient it would get alone
             (tok_loss * weights[tok_owner]).sum().backward()
         return (sums * weights).tolist()
+
+    @staticmethod
+    @torch.no_grad()
+    def _clip(params: list[torch.Tensor], slots: list[int], max_norm: float) -> None:
+        """Scale each slot's gradient (over all its layers) to norm ``max_norm`` at most, as
+        ``torch.nn.utils.clip_grad_norm_`` does for ``lora``'s one adapter."""
+        for s in slots:
+            norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad[s]) for p in params]))
+            coef = torch.clamp(max_norm / (norm + 1e-6), max=1.0)
+            for p in params:
+                p.grad[s].mul_(coef)
 
     @torch.no_grad()
     def _permute_slots(self, installed: _Installed, order: list[int]) -> None:

@@ -295,3 +295,16 @@ def test_training_set_overrides_learning_rate_and_epochs(fresh_tiny):
     assert distance_moved(TrainingSet(examples, epochs=3)) > 1.5 * plain
     one_epoch = -(-len(examples) // up.options.batch_size)
     assert distance_moved(TrainingSet(examples, epochs=3, max_steps=one_epoch)) == pytest.approx(plain, rel=1e-5)
+
+
+def test_learning_rate_schedule_by_hand():
+    """linear: base x (total - step) / total, as transformers' linear schedule without warm-up
+    (the reference code's Trainer default): 4 steps at 1e-3 take 1e-3, 7.5e-4, 5e-4, 2.5e-4."""
+    from seal_core.inner import learning_rate_at, planned_steps
+    from seal_core.types import TrainingSet
+
+    assert [learning_rate_at(1e-3, t, 4, "linear") for t in range(4)] == pytest.approx([1e-3, 7.5e-4, 5e-4, 2.5e-4])
+    assert learning_rate_at(1e-3, 3, 4, "constant") == 1e-3
+    opts = LoraOptions(epochs=3, batch_size=2)
+    assert planned_steps(TrainingSet.from_texts(TEXTS), opts) == 6  # 3 epochs x 2 steps
+    assert planned_steps(TrainingSet(TrainingSet.from_texts(TEXTS).examples, max_steps=4), opts) == 4

@@ -148,6 +148,22 @@ def test_adaptive_training_stops_an_adapter_as_lora_does(fresh_tiny):
             assert any(stopped_early) and not all(stopped_early), stopped_early
 
 
+def test_schedule_and_clipping_follow_lora(fresh_tiny):
+    """lr_schedule=linear and max_grad_norm (the reference Trainer's defaults) per adapter, as lora
+    applies them to its one adapter; the clip is tight enough to act, and the result differs from
+    the constant, unclipped run (so the check can fail)."""
+    from seal_core.models import load_model
+
+    options = {"lr_schedule": "linear", "max_grad_norm": 1e-3}
+    reference = lora_runs(load_model("tiny-random"), DATAS[:3], SEEDS[:3], **options)
+    plain = lora_runs(load_model("tiny-random"), DATAS[:3], SEEDS[:3])
+    with multi(**options).adapted_batch(fresh_tiny, DATAS[:3], SEEDS[:3]) as batch:
+        layers = stacked(fresh_tiny.model)
+        for j, (weights, _) in enumerate(reference):
+            assert worst_difference(layers, j, weights) < TOLERANCE, j
+            assert worst_difference(layers, j, plain[j][0]) > 50 * TOLERANCE, j
+
+
 def worst_difference_of(a: dict, b: dict) -> float:
     return max(((a[n] - b[n]).norm() / b[n].norm().clamp_min(1e-12)).item() for n in a if "lora_B" in n)
 

@@ -13,8 +13,8 @@ and open to third-party ones. Each module has one job:
 """
 
 from seal_core.errors import NonFiniteLoss
-from seal_core.inner.batching import (epoch_mean_below, step_batches, steps_per_epoch, tokenize_examples, tokenize_texts,
-                                     warn_if_truncated)
+from seal_core.inner.batching import (epoch_mean_below, learning_rate_at, planned_steps, step_batches, steps_per_epoch,
+                                     tokenize_examples, tokenize_texts, warn_if_truncated)
 from seal_core.inner.loss import LinearCrossEntropy
 from seal_core.inner.optim import StackedAdamW
 from seal_core.inner.options import LoraOptions
@@ -28,5 +28,5 @@ __all__ = [
     "ADAPTER", "AdapterRecord", "LinearCrossEntropy", "LoraOptions", "NonFiniteLoss", "PACKED_ATTENTION", "RoutedLora",
     "Routing", "SequentialUpdater", "StackedAdamW", "StackedLoraLinear", "adapter_state", "draw_init_seed",
     "enable_adapters", "inject_lora", "pack_rows", "packed_lengths", "peft_initial_a", "record_of", "runs", "seeded_lora_a",
-    "epoch_mean_below", "step_batches", "steps_per_epoch", "tokenize_examples", "tokenize_texts", "warn_if_truncated",
+    "epoch_mean_below", "learning_rate_at", "planned_steps", "step_batches", "steps_per_epoch", "tokenize_examples", "tokenize_texts", "warn_if_truncated",
 ]

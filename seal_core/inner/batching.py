@@ -55,6 +55,19 @@ def steps_per_epoch(examples: int, batch_size: int) -> int:
     return -(-examples // batch_size)
 
 
+def planned_steps(data: TrainingSet, opts: LoraOptions) -> int:
+    """The optimizer steps :func:`step_batches` plans for ``data`` (adaptive training may stop sooner)."""
+    steps = (data.epochs or opts.epochs) * steps_per_epoch(len(data.examples), opts.batch_size)
+    return steps if data.max_steps is None else min(steps, data.max_steps)
+
+
+def learning_rate_at(base: float, step: int, total: int, schedule: str) -> float:
+    """The learning rate of optimizer step ``step`` (0-based) of ``total``: ``base`` throughout
+    (``constant``), or decaying linearly to 0 (``linear``: base x (total - step) / total, as
+    transformers' linear schedule without warm-up, stepped after each optimizer step)."""
+    return base if schedule == "constant" else base * max(0.0, (total - step) / max(1, total))
+
+
 def epoch_mean_below(losses: list[float], threshold: float) -> bool:
     """Adaptive training's rule (``stop_loss``): the epoch's mean step loss is below ``threshold``
     (never with a threshold of 0)."""

@@ -27,6 +27,11 @@ class LoraOptions:
     # token, the mean over the epoch's steps) is below this; 0 trains every epoch. In multi-lora
     # a stopped adapter leaves the pack, so the remaining steps get cheaper
     stop_loss: float = 0.0
+    # the learning rate over an edit's planned steps: constant, or linear decay to 0 (the
+    # reference code's Trainer default); max_grad_norm clips each adapter's gradient norm (the
+    # Trainer's 1.0), 0 does not clip
+    lr_schedule: Literal["constant", "linear"] = "constant"
+    max_grad_norm: float = 0.0
 
     def __post_init__(self) -> None:
         checks = {
@@ -39,7 +44,8 @@ class LoraOptions:
             "max_length": self.max_length >= 8,
             "target_modules": bool(self.target_modules),
             "stop_loss": self.stop_loss >= 0,
+            "max_grad_norm": self.max_grad_norm >= 0,
         }
         bad = [k for k, ok in checks.items() if not ok]
         if bad:
-            raise ValueError(f"{', '.join(bad)} out of range (r, epochs, batch_size >= 1; alpha, learning_rate > 0; 0 <= dropout < 1; max_length >= 8; stop_loss >= 0)")
+            raise ValueError(f"{', '.join(bad)} out of range (r, epochs, batch_size >= 1; alpha, learning_rate > 0; 0 <= dropout < 1; max_length >= 8; stop_loss, max_grad_norm >= 0)")

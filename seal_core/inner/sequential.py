@@ -18,8 +18,8 @@ import torch
 
 from seal_core.components import InnerUpdater
 from seal_core.errors import NonFiniteLoss
-from seal_core.inner.batching import (epoch_mean_below, step_batches, steps_per_epoch, tokenize_examples,
-                                     warn_if_truncated)
+from seal_core.inner.batching import (epoch_mean_below, learning_rate_at, planned_steps, step_batches,
+                                     steps_per_epoch, tokenize_examples, warn_if_truncated)
 from seal_core.types import LoadedModel, TrainingSet
 
 
@@ -27,8 +27,8 @@ class SequentialUpdater(InnerUpdater):
     """θ' = θ trained on one self-edit's texts; :meth:`reset` writes the initial values back.
 
     Its ``Options`` need ``learning_rate``, ``epochs``, ``batch_size``, ``max_length``,
-    ``weight_decay``, ``autocast_bf16`` and ``stop_loss`` (adaptive training: stop after the first
-    epoch whose mean step loss is below it; 0: every epoch).
+    ``weight_decay``, ``autocast_bf16``, ``stop_loss`` (adaptive training: stop after the first
+    epoch whose mean step loss is below it; 0: every epoch), ``lr_schedule`` and ``max_grad_norm``.
     """
 
     @abstractmethod
@@ -56,8 +56,9 @@ class SequentialUpdater(InnerUpdater):
         params = [p for n, p in model.named_parameters() if n in names]
         # the fused kernel: one pass over the tensors (~3x faster than the default per-tensor
         # loop on CPU), and the same arithmetic multi-lora runs per adapter
-        optimizer = torch.optim.AdamW(params, lr=data.learning_rate or opts.learning_rate,
-                                      weight_decay=opts.weight_decay, fused=True)
+        base_lr = data.learning_rate or opts.learning_rate
+        optimizer = torch.optim.AdamW(params, lr=base_lr, weight_decay=opts.weight_decay, fused=True)
+        total = planned_steps(data, opts)
         device = student.device
         autocast = (torch.autocast(device_type=device.type, dtype=torch.bfloat16)
                     if opts.autocast_bf16 else contextlib.nullcontext())
@@ -73,6 +74,9 @@ class SequentialUpdater(InnerUpdater):
                 if not math.isfinite(loss.item()):
                     raise NonFiniteLoss(f"inner-loop loss became {loss.item()}")
                 loss.backward()
+                if opts.max_grad_norm:
+                    torch.nn.utils.clip_grad_norm_(params, opts.max_grad_norm)
+                optimizer.param_groups[0]["lr"] = learning_rate_at(base_lr, step, total, opts.lr_schedule)
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
                 epoch_losses.append(loss.item())
