@@ -150,13 +150,11 @@ class SchemaLogitsProcessor:
 
     def __init__(self, constraint: EditConstraint):
         self.constraint = constraint
-        self.start: int | None = None
-        self.matchers: list[Any] = []
+        self.matchers: list[Any] = []  # one per row, made on the first call (the prompts, no token sampled yet)
 
     def __call__(self, input_ids: Tensor, scores: Tensor) -> Tensor:  # (N, L), (N, V)
         c = self.constraint
-        if self.start is None:
-            self.start = input_ids.shape[1]
+        if not self.matchers:
             self.matchers = [c.matcher() for _ in range(input_ids.shape[0])]
         else:
             for m, token in zip(self.matchers, input_ids[:, -1].tolist()):
@@ -164,11 +162,13 @@ class SchemaLogitsProcessor:
                     m.consume_token(token)
         bitmask = torch.full((len(self.matchers), c.width), -1, dtype=torch.int32)
         for row, m in enumerate(self.matchers):
-            c.fill(m, bitmask, row)
+            if not m.is_error():  # a matcher in error (never expected) leaves its row unconstrained
+                c.fill(m, bitmask, row)
         return mask_logits(scores, bitmask)
 
 
 _CACHE: dict[tuple[int, str], tuple[Any, EditConstraint]] = {}
+_CACHE_SIZE = 4
 
 
 def constraint_for(schema: dict[str, Any], tokenizer: Any) -> EditConstraint:
@@ -178,5 +178,7 @@ def constraint_for(schema: dict[str, Any], tokenizer: Any) -> EditConstraint:
     hit = _CACHE.get(key)
     if hit is None or hit[0] is not tokenizer:
         hit = (tokenizer, EditConstraint(schema, tokenizer))
+        while len(_CACHE) >= _CACHE_SIZE:  # a reference policy brings a new tokenizer object each round
+            del _CACHE[next(iter(_CACHE))]
         _CACHE[key] = hit
     return hit[1]
