@@ -35,6 +35,7 @@ class FullOptions:
     stop_loss: float = 0.0  # stop after the first epoch whose mean training loss is below this; 0: off
     lr_schedule: Literal["constant", "linear"] = "constant"  # linear: decay to 0 over the planned steps
     max_grad_norm: float = 0.0  # clip the gradient norm to this; 0: no clipping
+    loss_on_eos: bool = True  # false: the eos after each text is not a training target
 
     def __post_init__(self) -> None:
         checks = {"learning_rate": self.learning_rate > 0, "epochs": self.epochs >= 1,

@@ -229,7 +229,8 @@ class MultiLoraUpdater(InnerUpdater):
         for j in order:
             d = datas[j]
             warn_if_truncated(student.tokenizer, d.texts, opts.max_length)
-            enc = [tokenize_examples(student.tokenizer, [e], opts.max_length, device, d.loss_on == "completion")
+            enc = [tokenize_examples(student.tokenizer, [e], opts.max_length, device, d.loss_on == "completion",
+                                     opts.loss_on_eos)
                    for e in d.examples]
             rows_of.append([(x["input_ids"][0], F.pad(x["labels"][0, 1:], (0, 1), value=-100)) for x in enc])
         lrs = [datas[j].learning_rate or opts.learning_rate for j in order]

@@ -11,7 +11,8 @@ from seal_core.errors import EditRejected
 from seal_core.models import plain_state_dict, weights_sha
 from seal_core.seeding import seed_all
 from seal_core.errors import NonFiniteLoss
-from seal_core.inner import LoraOptions, record_of, tokenize_texts
+from seal_core.inner import LoraOptions, record_of, tokenize_examples, tokenize_texts
+from seal_core.types import TrainingExample
 from seal_plugins.lora_updater import LoraUpdater
 
 TEXTS = [
@@ -308,3 +309,13 @@ def test_learning_rate_schedule_by_hand():
     opts = LoraOptions(epochs=3, batch_size=2)
     assert planned_steps(TrainingSet.from_texts(TEXTS), opts) == 6  # 3 epochs x 2 steps
     assert planned_steps(TrainingSet(TrainingSet.from_texts(TEXTS).examples, max_steps=4), opts) == 4
+
+
+def test_eos_can_be_left_out_of_the_loss(tiny):
+    """loss_on_eos=False masks the eos closing each text, as the reference's collator does."""
+    tok = tiny.tokenizer
+    on = tokenize_examples(tok, [TrainingExample("Fog covers Thrushby.")], 64, "cpu")
+    off = tokenize_examples(tok, [TrainingExample("Fog covers Thrushby.")], 64, "cpu", loss_on_eos=False)
+    eos = on["input_ids"][0] == tok.eos_token_id
+    assert eos.sum() == 1 and (on["labels"][0][eos] == tok.eos_token_id).all()
+    assert (off["labels"][0][eos] == -100).all() and torch.equal(off["labels"][0][~eos], on["labels"][0][~eos])

@@ -149,12 +149,12 @@ def test_adaptive_training_stops_an_adapter_as_lora_does(fresh_tiny):
 
 
 def test_schedule_and_clipping_follow_lora(fresh_tiny):
-    """lr_schedule=linear and max_grad_norm (the reference Trainer's defaults) per adapter, as lora
-    applies them to its one adapter; the clip is tight enough to act, and the result differs from
+    """lr_schedule=linear, max_grad_norm and loss_on_eos=False (the reference Trainer's and
+    collator's defaults) per adapter, as lora applies them to its one adapter; the clip is tight enough to act, and the result differs from
     the constant, unclipped run (so the check can fail)."""
     from seal_core.models import load_model
 
-    options = {"lr_schedule": "linear", "max_grad_norm": 1e-3}
+    options = {"lr_schedule": "linear", "max_grad_norm": 1e-3, "loss_on_eos": False}
     reference = lora_runs(load_model("tiny-random"), DATAS[:3], SEEDS[:3], **options)
     plain = lora_runs(load_model("tiny-random"), DATAS[:3], SEEDS[:3])
     with multi(**options).adapted_batch(fresh_tiny, DATAS[:3], SEEDS[:3]) as batch:

@@ -25,13 +25,16 @@ def tokenize_texts(tokenizer: Any, texts: list[str], max_length: int, device: An
 
 
 def tokenize_examples(tokenizer: Any, examples: list[TrainingExample], max_length: int, device: Any,
-                      completion_only: bool = False) -> dict[str, torch.Tensor]:
-    """Right-padded causal-LM batch of prompt + completion + EOS; labels are -100 on padding and,
-    with ``completion_only``, on the prompt's tokens too."""
+                      completion_only: bool = False, loss_on_eos: bool = True) -> dict[str, torch.Tensor]:
+    """Right-padded causal-LM batch of prompt + completion + EOS; labels are -100 on padding,
+    with ``completion_only`` on the prompt's tokens too, and without ``loss_on_eos`` on every eos
+    token (as the reference code's collator does where, as in SmolLM2, the pad token is the eos)."""
     eos = tokenizer.eos_token or ""
     enc = tokenizer([e.text + eos for e in examples], padding=True, truncation=True, max_length=max_length,
                     return_tensors="pt", add_special_tokens=False)
     labels = enc["input_ids"].masked_fill(enc["attention_mask"] == 0, -100)
+    if not loss_on_eos and tokenizer.eos_token_id is not None:
+        labels = labels.masked_fill(enc["input_ids"] == tokenizer.eos_token_id, -100)
     if completion_only:
         prompt_lengths = [len(ids) for ids in tokenizer([e.prompt for e in examples], add_special_tokens=False)["input_ids"]]
         for row, n in enumerate(prompt_lengths):

@@ -32,6 +32,9 @@ class LoraOptions:
     # Trainer's 1.0), 0 does not clip
     lr_schedule: Literal["constant", "linear"] = "constant"
     max_grad_norm: float = 0.0
+    # the eos closing each training text is a training target (false: masked, as the reference
+    # code's collator masks every pad-id token, and SmolLM2's pad token is its eos)
+    loss_on_eos: bool = True
 
     def __post_init__(self) -> None:
         checks = {

@@ -28,7 +28,7 @@ class SequentialUpdater(InnerUpdater):
 
     Its ``Options`` need ``learning_rate``, ``epochs``, ``batch_size``, ``max_length``,
     ``weight_decay``, ``autocast_bf16``, ``stop_loss`` (adaptive training: stop after the first
-    epoch whose mean step loss is below it; 0: every epoch), ``lr_schedule`` and ``max_grad_norm``.
+    epoch whose mean step loss is below it; 0: every epoch), ``lr_schedule``, ``max_grad_norm`` and ``loss_on_eos``.
     """
 
     @abstractmethod
@@ -68,7 +68,8 @@ class SequentialUpdater(InnerUpdater):
         try:
             for step, indices in enumerate(step_batches(data, opts)):
                 batch = tokenize_examples(student.tokenizer, [examples[i] for i in indices],
-                                          opts.max_length, device, completion_only=data.loss_on == "completion")
+                                          opts.max_length, device, completion_only=data.loss_on == "completion",
+                                          loss_on_eos=opts.loss_on_eos)
                 with autocast:
                     loss = model(**batch).loss
                 if not math.isfinite(loss.item()):
