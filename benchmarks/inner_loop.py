@@ -12,6 +12,14 @@ Paths, all on the same passages, self-edits and training texts (the knowledge do
 
 - ``reference``: the SEAL reference code's pattern: per self-edit a fresh peft ``get_peft_model``
   and a fresh transformers ``Trainer`` (its default AdamW with linear decay), then ``unload``;
+  its texts unpadded (batch size 1), so it is a stronger bar than the code as written. It stays
+  the bar of every speedup and of ``scores_equal``;
+- ``reference-as-written``: the reference code's own tokenization as well (knowledge-incorporation/
+  src/inner/TTT_server.py): every text padded to 2048 tokens, the pads in the labels. A full
+  self-edit takes many minutes on a CPU, so only ``--as-written-steps`` optimizer steps of the
+  first self-edit are timed and its seconds per self-edit are **extrapolated** (the median step
+  time x the steps of a self-edit, plus the scoring time measured after those steps); it has no
+  score. Not in the default paths: ask for it with ``--paths``;
 - ``lora``: this project's ``lora`` updater, one self-edit at a time;
 - ``multi-lora-k8-fp32`` / ``multi-lora-k8-bf16``: ``multi-lora`` with K = 8 self-edits per batch,
   base matmuls in fp32 / bf16 (fp32 adapters and optimizer state either way), and
@@ -52,8 +60,13 @@ ROOT = Path(__file__).resolve().parents[1]
 SQUAD_EDITS = ROOT.parent / "shared" / "data" / "squad" / "gpt4_1_val_self_edits.json"
 TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 PATHS = ["reference", "lora", "multi-lora-k4-FAST", "multi-lora-k8-fp32", "multi-lora-k8-bf16"]
+AS_WRITTEN = "reference-as-written"
+# scores_agree: lora and multi-lora K = 8 (fp32) within this many nats of mean answer-token
+# log-prob on every self-edit (see benchmarks/README.md for how it was chosen)
+DENSE_TOLERANCE = 0.05
+AS_WRITTEN_LENGTH = 2048  # the reference code's max_seq_length, every text padded to it
 CUDA_PATHS = ["reference", "lora", "multi-lora-k8-bf16", "multi-lora-k32-bf16"]
-SEQUENTIAL = ("reference", "lora")
+SEQUENTIAL = ("reference", "lora", AS_WRITTEN)
 # where bf16 matmuls are emulated (no AMX / AVX512-BF16) the bf16 path is left out unless asked for:
 # it runs several times slower than fp32 and is not the fast path there
 DEFAULT_PATHS_FP32_MACHINE = [p for p in PATHS if p != "multi-lora-k8-bf16"]
@@ -85,8 +98,20 @@ def workload(args):
 
 
 def lora_options(args, **extra):
-    return dict(r=32, alpha=64.0, learning_rate=1e-3, epochs=args.epochs, batch_size=1,
-                target_modules=list(TARGETS), **extra)
+    """The reference hyperparameters for ``lora`` and ``multi-lora``, then ``--inner`` overrides."""
+    base = dict(r=32, alpha=64.0, learning_rate=1e-3, epochs=args.epochs, batch_size=1, target_modules=list(TARGETS))
+    return {**base, **extra, **inner_overrides(getattr(args, "inner", None))}
+
+
+def inner_overrides(items: list[str] | None) -> dict:
+    """``--inner KEY=VALUE`` items as LoraOptions fields (values parsed as the config parses them)."""
+    from seal_core.config import parse_override
+
+    out = {}
+    for item in items or []:
+        keys, value = parse_override(item)
+        out[keys[0]] = value
+    return out
 
 
 # -- the paths -----------------------------------------------------------------------------------
@@ -99,6 +124,37 @@ def clock(loaded) -> float:
     if loaded.device.type == "cuda":
         torch.cuda.synchronize(loaded.device)
     return time.perf_counter()
+
+
+class Scorer:
+    """What every path scores an adapted model with: greedy ``qa`` (the score, as the engine
+    reports it) and, beside it, the dense ``answer-likelihood`` (the gold answers' mean token
+    log-prob, teacher-forced: no greedy flips on ties), each timed on its own."""
+
+    def __init__(self, loaded):
+        from seal_core.answer_likelihood import AnswerLikelihoodEvaluator
+        from seal_core.qa import QAEvaluator
+
+        self.loaded, self.qa, self.dense = loaded, QAEvaluator(), AnswerLikelihoodEvaluator()
+        self.reset()
+
+    def reset(self) -> None:
+        self.dense_scores: list = []
+        self.dense_seconds = 0.0
+
+    def evaluate(self, model, tokenizer, task):
+        score = self.qa.evaluate(model, tokenizer, task)
+        began = clock(self.loaded)
+        self.dense_scores.append(self.dense.evaluate(model, tokenizer, task))
+        self.dense_seconds += clock(self.loaded) - began
+        return score
+
+    def evaluate_routed(self, model, tokenizer, tasks, rows):
+        scores = self.qa.evaluate_routed(model, tokenizer, tasks, rows)
+        began = clock(self.loaded)
+        self.dense_scores += self.dense.evaluate_routed(model, tokenizer, tasks, rows)
+        self.dense_seconds += clock(self.loaded) - began
+        return scores
 
 
 def run_reference(loaded, tasks, datas, seeds, args, qa):
@@ -127,6 +183,46 @@ def run_reference(loaded, tasks, datas, seeds, args, qa):
         score_s += clock(loaded) - middle
         train_s += middle - started
     return scores, train_s, score_s
+
+
+def run_reference_as_written(loaded, tasks, datas, seeds, args, qa):
+    """The reference code's tokenization: pad to 2048, labels on the pads; ``args.as_written_steps``
+    steps of the first self-edit timed, the rest extrapolated. Returns (None, train s, score s)
+    for that one self-edit, train s extrapolated to all its steps."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import Trainer, TrainerCallback, TrainingArguments, default_data_collator
+
+    tok, model = loaded.tokenizer, loaded.model
+    task, data, seed = tasks[0], datas[0], seeds[0]
+    enc = tok([t + tok.eos_token for t in data.texts], padding="max_length", truncation=True,
+              max_length=AS_WRITTEN_LENGTH, add_special_tokens=False)
+    # labels = input_ids, pads included (attention_mask still 0 there), as the reference code does
+    rows = [{"input_ids": ids, "attention_mask": mask, "labels": list(ids)}
+            for ids, mask in zip(enc["input_ids"], enc["attention_mask"])]
+    stamps = []
+
+    class StepClock(TrainerCallback):
+        def on_step_end(self, *_, **__):
+            stamps.append(clock(loaded))
+
+    peft_model = get_peft_model(model, LoraConfig(r=32, lora_alpha=64, lora_dropout=0.0, target_modules=TARGETS,
+                                                  task_type="CAUSAL_LM"))
+    with tempfile.TemporaryDirectory() as out:
+        targs = TrainingArguments(output_dir=out, per_device_train_batch_size=1, max_steps=args.as_written_steps,
+                                  learning_rate=1e-3, save_strategy="no", logging_strategy="no", report_to=[],
+                                  use_cpu=loaded.device.type == "cpu", disable_tqdm=True, seed=seed,
+                                  dataloader_num_workers=0)
+        trainer = Trainer(model=peft_model, args=targs, train_dataset=rows, data_collator=default_data_collator,
+                          callbacks=[StepClock()])
+        stamps.append(clock(loaded))
+        trainer.train()
+    steps = sorted(b - a for a, b in zip(stamps, stamps[1:]))
+    per_step = steps[len(steps) // 2]  # the median: the first step carries one-off set-up
+    peft_model.eval()
+    middle = clock(loaded)
+    qa.evaluate(peft_model, tok, task)
+    peft_model.unload()
+    return None, per_step * len(data.texts) * args.epochs, clock(loaded) - middle
 
 
 def run_lora(loaded, tasks, datas, seeds, args, qa):
@@ -173,18 +269,19 @@ def run_multi(loaded, tasks, datas, seeds, args, qa, k, precision, profile=False
     return scores, train_s, score_s
 
 
-def training_gflop(loaded, datas, args) -> float:
+def training_gflop(loaded, datas, args, padded_to: int | None = None) -> float:
     """Training FLOPs counted from the matmuls: per token, 4 x the base's matmul weights (forward
     and input-gradient backward; a frozen base has no weight gradients, the output layer
     included) + 6 x the LoRA weights (forward, input and weight gradients). Attention's
-    score matmuls and elementwise work are left out, so this is a lower bound."""
+    score matmuls and elementwise work are left out, so this is a lower bound. ``padded_to``:
+    every text counts that many tokens (the reference as written computes its pads too)."""
     from torch import nn
 
     base = sum(m.in_features * m.out_features for m in loaded.model.modules() if isinstance(m, nn.Linear))
     adapters = sum(32 * (m.in_features + m.out_features) for n, m in loaded.model.named_modules()
                    if isinstance(m, nn.Linear) and n.rsplit(".", 1)[-1] in TARGETS)
     eos = loaded.tokenizer.eos_token
-    tokens = sum(min(len(ids), 256) for d in datas for ids in loaded.tokenizer(
+    tokens = sum(padded_to or min(len(ids), 256) for d in datas for ids in loaded.tokenizer(
         [t + eos for t in d.texts], add_special_tokens=False)["input_ids"]) * args.epochs
     return (4 * base + 6 * adapters) * tokens / 1e9
 
@@ -201,6 +298,8 @@ def run_path(path: str, loaded, tasks, datas, seeds, args, qa):
         return run_reference(loaded, tasks, datas, seeds, args, qa)
     if path == "lora":
         return run_lora(loaded, tasks, datas, seeds, args, qa)
+    if path == AS_WRITTEN:
+        return run_reference_as_written(loaded, tasks, datas, seeds, args, qa)
     k, precision = multi_path(path)
     return run_multi(loaded, tasks, datas, seeds, args, qa, k, precision,
                      profile=args.profile and path == f"multi-lora-k8-{args.fast}")
@@ -211,14 +310,13 @@ def worker(path: str, args) -> dict:
     import torch
 
     from seal_core.models import load_model
-    from seal_core.qa import QAEvaluator
 
     loaded = load_model(args.model, device=args.device)
     tasks, datas, seeds, source = workload(args)
-    keep = args.sequential_edits if path in SEQUENTIAL else multi_path(path)[0] * args.batches
+    keep = 1 if path == AS_WRITTEN else args.sequential_edits if path in SEQUENTIAL else multi_path(path)[0] * args.batches
     if keep:
         tasks, datas, seeds = tasks[:keep], datas[:keep], seeds[:keep]
-    qa = QAEvaluator()
+    qa = Scorer(loaded)
     cuda = loaded.device.type == "cuda"
     if cuda if args.warmup is None else args.warmup:
         # untimed warm-up (one epoch of the first self-edit): CUDA's first calls (cuBLAS handles,
@@ -227,15 +325,25 @@ def worker(path: str, args) -> dict:
         run_path(path, loaded, tasks[:1], datas[:1], seeds[:1], warm, qa)
     if cuda:
         torch.cuda.reset_peak_memory_stats(loaded.device)
+    qa.reset()
     started = clock(loaded)
     scores, train_s, score_s = run_path(path, loaded, tasks, datas, seeds, args, qa)
     total = clock(loaded) - started
-    gflop = training_gflop(loaded, datas, args)
+    score_s -= qa.dense_seconds  # the callers' scoring time holds both; report them apart
+    total -= qa.dense_seconds
+    extrapolated = scores is None  # reference-as-written: a few steps timed, no score
+    if extrapolated:
+        total, scores, qa.dense_scores = train_s + score_s, [], []
+    gflop = training_gflop(loaded, datas, args, padded_to=AS_WRITTEN_LENGTH if extrapolated else None)
+    mean = (lambda xs: sum(xs) / len(xs) if xs else None)  # noqa: E731
     return {"path": path, "edits": len(tasks), "texts": sum(len(d) for d in datas), "source": source,
+            "extrapolated": extrapolated,
             "seconds_per_edit": total / len(tasks), "train_seconds": train_s, "score_seconds": score_s,
             "train_gflop": gflop, "achieved_train_gflops": gflop / train_s, "scores": [s.value for s in scores],
-            "f1": [s.details["f1"] for s in scores], "mean_score": sum(s.value for s in scores) / len(scores),
-            "mean_f1": sum(s.details["f1"] for s in scores) / len(scores), "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "f1": [s.details["f1"] for s in scores], "mean_score": mean([s.value for s in scores]),
+            "mean_f1": mean([s.details["f1"] for s in scores]),
+            "dense": [s.value for s in qa.dense_scores], "mean_dense": mean([s.value for s in qa.dense_scores]),
+            "dense_seconds": qa.dense_seconds, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "threads": torch.get_num_threads(), "device": str(loaded.device),
             "dtype": str(next(loaded.model.parameters()).dtype).removeprefix("torch."),
             "parameters": sum(p.numel() for n, p in loaded.model.named_parameters() if "lora_" not in n),
@@ -319,6 +427,11 @@ def main() -> None:
                         help="an untimed epoch of one self-edit first (default: on CUDA only)")
     parser.add_argument("--batches", type=int, default=0,
                         help="time multi-lora with K adapters on the first N*K self-edits only (0: all --edits)")
+    parser.add_argument("--inner", action="append", metavar="KEY=VALUE",
+                        help="an option of lora and multi-lora (not of the reference paths), e.g. --inner lr_schedule=linear "
+                             "--inner max_grad_norm=1 --inner stop_loss=0.05 (repeatable)")
+    parser.add_argument("--as-written-steps", type=int, default=6,
+                        help="optimizer steps timed for reference-as-written (its s/edit is extrapolated from them)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.quick:
@@ -345,7 +458,8 @@ def main() -> None:
     for path in args.paths.replace("FAST", args.fast).split(","):
         cmd = [sys.executable, __file__, "--worker", path, "--edits", str(args.edits), "--epochs", str(args.epochs),
                "--max-lines", str(args.max_lines), "--model", args.model, "--fast", args.fast, "--data", args.data,
-               "--seed", str(args.seed),
+               "--seed", str(args.seed), "--as-written-steps", str(args.as_written_steps),
+               *[f"--inner={item}" for item in args.inner or []],
                "--device", args.device, "--sequential-edits", str(args.sequential_edits), "--batches", str(args.batches)]
         cmd += [] if args.warmup is None else ["--warmup" if args.warmup else "--no-warmup"]
         cmd += ["--profile"] if args.profile else []
@@ -358,11 +472,17 @@ def main() -> None:
             print(f"torch.profiler, first batch of {path}:")
             print(proc.stderr.split("PROFILE-BEGIN\n")[1].split("PROFILE-END")[0], flush=True)
         r = results[path] = json.loads(lines[0][len("RESULT "):])
+        if r["extrapolated"]:
+            print(f"{path:>20}: {r['seconds_per_edit']:7.2f} s/edit EXTRAPOLATED from {args.as_written_steps} steps "
+                  f"(train {r['train_seconds']:.1f} s, score {r['score_seconds']:.1f} s for 1 edit), "
+                  f"{r['achieved_train_gflops']:6.1f} GFLOP/s in training (pads counted), no score", flush=True)
+            continue
         print(f"{path:>20}: {r['seconds_per_edit']:7.2f} s/edit (train {r['train_seconds']:.1f} s, score "
               f"{r['score_seconds']:.1f} s for {r['edits']} edits), {r['achieved_train_gflops']:6.1f} GFLOP/s in "
               f"training, peak RSS {r['peak_rss_mb']:.0f} MB"
               + (f", peak GPU {r['peak_gpu_gb']:.1f} GiB" if r["peak_gpu_gb"] is not None else "")
-              + f", mean score {r['mean_score']:.3f} (F1 {r['mean_f1']:.3f})",
+              + f", mean score {r['mean_score']:.3f} (F1 {r['mean_f1']:.3f}, answer log-prob {r['mean_dense']:.3f}; "
+              f"dense scoring {r['dense_seconds']:.1f} s against {r['score_seconds']:.1f} s greedy)",
               flush=True)
 
     summary = summarise(results, rates, args)
@@ -376,7 +496,7 @@ def summarise(results: dict, rates: dict, args) -> dict:
     spe = {p: r["seconds_per_edit"] for p, r in results.items()}
     first = next(iter(results.values()))
     fast = f"multi-lora-k8-{args.fast}"
-    out = {"model": args.model, "seed": args.seed, "scores": {p: r["scores"] for p, r in results.items()},
+    out = {"model": args.model, "seed": args.seed, "inner": inner_overrides(args.inner), "scores": {p: r["scores"] for p, r in results.items()},
            "device": first["device"], "dtype": first["dtype"], "parameters": first["parameters"],
            "fast_precision": args.fast, "edits": {p: r["edits"] for p, r in results.items()},
            "texts": {p: r["texts"] for p, r in results.items()}, "epochs": args.epochs,
@@ -387,7 +507,13 @@ def summarise(results: dict, rates: dict, args) -> dict:
            "matmul_gflops": rates, "peak_rss_mb": {p: r["peak_rss_mb"] for p, r in results.items()},
            "peak_gpu_gb": {p: r["peak_gpu_gb"] for p, r in results.items()},
            "mean_score": {p: r["mean_score"] for p, r in results.items()},
-           "mean_f1": {p: r["mean_f1"] for p, r in results.items()}}
+           "mean_f1": {p: r["mean_f1"] for p, r in results.items()},
+           "dense": {p: r["dense"] for p, r in results.items()},
+           "mean_dense": {p: r["mean_dense"] for p, r in results.items()},
+           "dense_seconds": {p: r["dense_seconds"] for p, r in results.items()},
+           "extrapolated": [p for p, r in results.items() if r["extrapolated"]]}
+    if AS_WRITTEN in spe and "reference" in spe:
+        out["reference_as_written_over_reference"] = spe[AS_WRITTEN] / spe["reference"]
     if fast in spe:  # K = 8 in the fast precision
         for base in ("reference", "lora"):
             if base in spe:
@@ -401,12 +527,14 @@ def summarise(results: dict, rates: dict, args) -> dict:
     if "reference" in spe and "multi-lora-k8-fp32" in spe:
         out["speedup_k8_fp32_vs_reference"] = spe["reference"] / spe["multi-lora-k8-fp32"]
     if "lora" in results and "multi-lora-k8-fp32" in results:
-        # same precision, same trajectory: the per-edit scores must be equal
-        mismatches = sum(a != b for a, b in zip(results["lora"]["scores"], results["multi-lora-k8-fp32"]["scores"]))
-        f1_gap = max(abs(a - b) for a, b in zip(results["lora"]["f1"], results["multi-lora-k8-fp32"]["f1"]))
-        out["scores_agree"] = mismatches == 0 and f1_gap == 0
-        out["score_mismatches_lora_vs_k8_fp32"] = mismatches
-        out["max_f1_gap_lora_vs_k8_fp32"] = f1_gap
+        # the same optimisation up to float rounding: compared on the dense score (it cannot flip
+        # on a tie); greedy answers that flip between two nearly tied tokens are counted apart
+        lora, k8 = results["lora"], results["multi-lora-k8-fp32"]
+        dense_gap = max(abs(a - b) for a, b in zip(lora["dense"], k8["dense"]))
+        out["scores_agree"] = dense_gap <= DENSE_TOLERANCE
+        out["max_dense_gap_lora_vs_k8_fp32"] = dense_gap
+        out["greedy_flips_lora_vs_k8_fp32"] = sum(a != b for a, b in zip(lora["scores"], k8["scores"]))
+        out["max_f1_gap_lora_vs_k8_fp32"] = max(abs(a - b) for a, b in zip(lora["f1"], k8["f1"]))
     if "multi-lora-k8-bf16" in results and "multi-lora-k8-fp32" in results:
         out["bf16_minus_fp32_mean_score"] = (results["multi-lora-k8-bf16"]["mean_score"]
                                             - results["multi-lora-k8-fp32"]["mean_score"])
