@@ -521,6 +521,9 @@ def summarise(results: dict, rates: dict, args) -> dict:
     k32 = f"multi-lora-k32-{args.fast}"
     if k32 in spe and "reference" in spe:
         out["speedup_k32_vs_reference"] = spe["reference"] / spe[k32]
+    if "2048_float32" in rates:  # on a CPU: achieved training rate over the 2048^3 matmul rate of its precision
+        out["ceiling_share"] = {p: r["achieved_train_gflops"] / rates["2048_bfloat16" if p.endswith("bf16") else "2048_float32"]
+                                for p, r in results.items()}
     ceiling = rates.get("8192_bfloat16")
     if ceiling:  # on CUDA: achieved training rate as a share of the measured bf16 matmul rate
         out["train_share_of_bf16_peak"] = {p: r["achieved_train_gflops"] / ceiling for p, r in results.items()}
