@@ -48,6 +48,9 @@ class ModelSection:
     device: str = "auto"  # auto (cuda when available) | cpu | cuda | cuda:N
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"  # auto: fp32 on CPU, bf16 on GPU
     trust_remote_code: bool = False  # only for hub models you trust
+    #: auto: prompts in the tokenizer's chat template when it has one, plain text otherwise;
+    #: none: plain text always (base models; the reference code's instruct_model=False)
+    chat_template: Literal["auto", "none"] = "auto"
 
 
 @dataclass

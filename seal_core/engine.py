@@ -43,7 +43,7 @@ from seal_core.config import Config
 from seal_core.constrained import run_schema
 from seal_core.errors import DataError, EditRejected
 from seal_core.events import EventHooks
-from seal_core.models import load_model, weights_sha
+from seal_core.models import load_model, load_options, weights_sha
 from seal_core.registry import Registry
 from seal_core.interrupt import StopFlag
 from seal_core.results import eval_summary, train_summary, write_results
@@ -93,8 +93,7 @@ class Engine:
     # -- set-up --------------------------------------------------------------------------------
 
     def load(self, spec: str) -> LoadedModel:
-        m = self.config.model
-        return load_model(spec, device=m.device, dtype=m.dtype, trust_remote_code=m.trust_remote_code)
+        return load_model(spec, **load_options(self.config.model))  # device, dtype, chat_template, ...
 
     def load_tasks(self) -> tuple[list[TaskInstance], list[TaskInstance]]:
         """(train, eval) tasks, loaded once; data errors surface here, before any model loads."""

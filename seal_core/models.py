@@ -257,8 +257,17 @@ def _random_shape(spec: str, dtype: torch.dtype, device: torch.device) -> tuple[
     return model, tokenizer
 
 
-def load_model(spec: str, *, device: str = "auto", dtype: str = "auto", trust_remote_code: bool = False) -> LoadedModel:
-    """Load a model spec (see the module docstring) in eval mode on ``device``."""
+def load_options(section: Any) -> dict[str, Any]:
+    """:func:`load_model`'s keyword arguments from a config's ``model`` section:
+    ``load_model(spec, **load_options(config.model))``."""
+    return {"device": section.device, "dtype": section.dtype, "trust_remote_code": section.trust_remote_code,
+            "chat_template": section.chat_template}
+
+
+def load_model(spec: str, *, device: str = "auto", dtype: str = "auto", trust_remote_code: bool = False,
+               chat_template: str = "auto") -> LoadedModel:
+    """Load a model spec (see the module docstring) in eval mode on ``device``; with
+    ``chat_template="none"`` its prompts are plain text (:func:`seal_core.prompting.use_plain_prompts`)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     dev = resolve_device(device)
@@ -287,6 +296,10 @@ def load_model(spec: str, *, device: str = "auto", dtype: str = "auto", trust_re
             ) from exc
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
+    if chat_template == "none":
+        from seal_core.prompting import use_plain_prompts
+
+        use_plain_prompts(tokenizer)
     model.to(dev)
     model.eval()
     log.info("model loaded", spec=spec, device=str(dev), dtype=str(torch_dtype).removeprefix("torch."),
