@@ -84,8 +84,7 @@ class Engine:
         self.updater = registry.get("inner_updater", names["inner"]).configured(opts["inner"])
         self.algorithm = registry.get("algorithm", names["algorithm"]).configured(opts["algorithm"])
         self.setup = registry.get("setup", config.run.setup)
-        # the domain's self-edit schema where the generator constrains to it; None: free text
-        self.edit_schema = run_schema(self.domain, self.generator)
+        self.edit_schema = run_schema(self.domain, self.generator)  # what edits are decoded under; None: free text
         # events: once, from rank 0; a plugin that raises in one is logged, never the run's end
         self.hooks = EventHooks(registry.pm) if distributed.is_main() else _NoHooks()
         self._base_scores: dict[tuple[int, str, int], Score] = {}
@@ -260,7 +259,7 @@ class Engine:
                          disable=not distributed.is_main()):
             seed_all(derive_seed(self.config.run.seed, "generate", rnd, task.id, greedy))
             prompt = self.domain.edit_prompt(task)
-            schema = {"schema": self.edit_schema} if self.edit_schema is not None else {}
+            schema = {"schema": self.edit_schema} if self.edit_schema is not None else {}  # generators without one get none
             edits = self.generator.generate(roles.generator, [prompt], k, greedy=greedy, tasks=[task], **schema)[0]
             out.append((prompt, edits))
         return distributed.gather_lists(out)
@@ -268,8 +267,7 @@ class Engine:
     def edit_logprobs(self, tasks: list[TaskInstance], edits: dict[str, tuple[str, list[str]]],
                       roles: Roles) -> dict[tuple[str, int], list[float]]:
         """Per-token log-probs of each self-edit under the policy that wrote it, for algorithms
-        that declare ``needs_logprobs`` (the "old" policy of a clipped-ratio update); under the
-        run's self-edit schema, if any (the constrained distribution the edits were sampled from)."""
+        that declare ``needs_logprobs`` (the "old" policy of a clipped-ratio update), under ``edit_schema``."""
         if not algorithm_flag(self.algorithm, "needs_logprobs"):
             return {}
         from seal_core.logprobs import completion_logprobs
@@ -279,8 +277,7 @@ class Engine:
         for task in distributed.shard(tasks):
             prompt, task_edits = edits[task.id]
             with torch.no_grad():
-                logp, mask = completion_logprobs(gen.model, gen.tokenizer, [prompt] * len(task_edits), task_edits,
-                                                 schema=self.edit_schema)
+                logp, mask = completion_logprobs(gen.model, gen.tokenizer, [prompt] * len(task_edits), task_edits, schema=self.edit_schema)
             for i, (row, keep) in enumerate(zip(logp, mask)):
                 out[(task.id, i)] = [float(v) for v, m in zip(row, keep) if m]
         return {key: value for part in distributed.gather(out) for key, value in part.items()}
