@@ -7,6 +7,8 @@
     seal-run config [--config FILE.yaml] [--set KEY=VALUE]...   print the resolved config
     seal-run compare --algorithms rest-em,grpo,ppo,rloo [same options as run]
     seal-run baselines [--edits-file F.json] [--seal-rounds N | --seal-run DIR] [same options as run]
+    seal-run adapt --policy MODEL --documents PATH --out DIR [--merge] [--student MODEL]   (or --resume DIR)
+    seal-run ask MODEL "question"                  a saved model's (or adapter's) answer
 
 Errors a user can cause (config, data, plugins) print one paragraph and exit with status 2.
 ``SEAL_TRACE_HOOKS=1`` logs every hook call; ``SEAL_LOG_LEVEL`` sets the console log level.
@@ -66,7 +68,6 @@ def _parser() -> argparse.ArgumentParser:
             where.add_argument("--name", metavar="NAME", help="write the comparison to runs/NAME")
             where.add_argument("--resume", metavar="DIR", help="continue the command that wrote DIR, with its own "
                                "options: finished runs are kept, unfinished ones resumed")
-
         if name == "run":
             where = p.add_mutually_exclusive_group()
             where.add_argument("--run-dir", metavar="DIR", help="where to write the run (default: runs/<time>-<domain>-<algorithm>)")
@@ -74,6 +75,24 @@ def _parser() -> argparse.ArgumentParser:
             where.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR with its own config.yaml")
             p.add_argument("--push-to-hub", metavar="REPO", help="after the run, upload checkpoints/policy to this "
                            "hub model repository (needs hub access and a token in the environment; off by default)")
+    p_adapt = sub.add_parser("adapt", help="a trained policy writes self-edits for new documents; the student learns them")
+    p_adapt.add_argument("--policy", metavar="MODEL", help="the model that writes the self-edits (a run's checkpoints/policy, a hub id, embedded)")
+    p_adapt.add_argument("--documents", metavar="PATH", help="a .txt, .md, .json or .jsonl file (records with a 'text' field), or a folder of them")
+    p_adapt.add_argument("--out", metavar="DIR", help="a new output directory (adapters/, self_edits/, model/ with --merge)")
+    p_adapt.add_argument("--student", metavar="MODEL", help="the model that learns the documents (default: the policy itself)")
+    p_adapt.add_argument("--merge", action="store_true", help="learn the documents one after another into one model (OUT/model) instead of an adapter per document")
+    p_adapt.add_argument("--limit", type=int, metavar="N", help="learn only the first N readable documents")
+    p_adapt.add_argument("--resume", metavar="OUT", help="continue an interrupted seal-run adapt in OUT with its own settings")
+    p_adapt.add_argument("--config", metavar="FILE.yaml", help="YAML config file (domain.*, generator.*, inner.*, model.*)")
+    p_adapt.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides", help="override one config key (repeatable)")
+    plugin_arg(p_adapt)
+    p_ask = sub.add_parser("ask", help="ask a saved model or adapter a question, without the document")
+    p_ask.add_argument("model", metavar="MODEL", help="a model directory (checkpoints/policy, adapt's OUT/model) or a peft adapter directory (OUT/adapters/NAME)")
+    p_ask.add_argument("question")
+    p_ask.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p_ask.add_argument("--max-new-tokens", type=int, default=32, metavar="N")
+    p_ask.add_argument("--chat-template", choices=("auto", "none"), default="auto",
+                       help="none: a plain-text prompt, for a model adapted with model.chat_template=none")
     return parser
 
 
@@ -301,6 +320,23 @@ def cmd_baselines(args: argparse.Namespace) -> int:
                      f"interrupted one with seal-run baselines --resume {out_dir}")
 
 
+def cmd_adapt(args: argparse.Namespace) -> int:
+    """``seal-run adapt`` (see :mod:`seal_core.adapt`): checks everything, then adapts into OUT."""
+    from seal_core.adapt import plan_from_args, run_command
+
+    plan, out = plan_from_args(args)  # with --resume, args.config becomes OUT/config.yaml
+    registry, config = _resolve(args)
+    return run_command(plan, out, config, registry, resumed=bool(args.resume), plugins=args.plugins)
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    """``seal-run ask MODEL QUESTION``: the saved model's answer, without the document."""
+    from seal_core.ask import ask, load_for_asking
+
+    print(ask(load_for_asking(args.model, args.device, args.chat_template), args.question, args.max_new_tokens))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     args = _parser().parse_args(argv)
@@ -309,7 +345,7 @@ def main(argv: list[str] | None = None) -> int:
 
     logs.configure()
     handler = {"plugins": cmd_plugins, "run": cmd_run, "config": cmd_config, "compare": cmd_compare,
-               "baselines": cmd_baselines}[args.command]
+               "baselines": cmd_baselines, "adapt": cmd_adapt, "ask": cmd_ask}[args.command]
     try:
         return handler(args)
     except SealError as exc:
