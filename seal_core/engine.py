@@ -42,7 +42,7 @@ from seal_core.checkpoints import save_policy
 from seal_core.config import Config
 from seal_core.constrained import run_schema
 from seal_core.errors import DataError, EditRejected
-from seal_core.events import EventHooks
+from seal_core.events import EventHooks, NoEvents
 from seal_core.models import load_model, load_options, weights_sha
 from seal_core.registry import Registry
 from seal_core.interrupt import StopFlag
@@ -54,13 +54,6 @@ from seal_core.types import EditItem, LoadedModel, Rollout, Score, ScoredEdit, T
 from seal_core.zero import deepspeed_config
 
 log = structlog.get_logger(__name__)
-
-
-class _NoHooks:
-    """Event hooks of ranks other than 0: trackers and loggers hear each event once, from rank 0."""
-
-    def __getattr__(self, name: str) -> Any:
-        return lambda **kwargs: None
 
 
 class Engine:
@@ -85,8 +78,7 @@ class Engine:
         self.algorithm = registry.get("algorithm", names["algorithm"]).configured(opts["algorithm"])
         self.setup = registry.get("setup", config.run.setup)
         self.edit_schema = run_schema(self.domain, self.generator)  # what edits are decoded under; None: free text
-        # events: once, from rank 0; a plugin that raises in one is logged, never the run's end
-        self.hooks = EventHooks(registry.pm) if distributed.is_main() else _NoHooks()
+        self.hooks = EventHooks(registry.pm) if distributed.is_main() else NoEvents()  # once, from rank 0
         self._base_scores: dict[tuple[int, str, int], Score] = {}
 
     # -- set-up --------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ Loggers and trackers follow a run through the event hooks (``seal_run_started``,
 ``seal_rollout_scored``, ``seal_round_finished``); a broken tracker, a full disk or a network
 error in one of them must not cost the run. pluggy stops a hook call at the first implementation
 that raises, so :class:`EventHooks` calls each plugin's implementation through its own subset
-caller (the hook-call tracer of ``SEAL_TRACE_HOOKS=1`` still sees every call).
+caller: ``SEAL_TRACE_HOOKS=1`` logs one ``hook call`` event per plugin that implements the hook.
 """
 
 from __future__ import annotations
@@ -43,8 +43,12 @@ class EventHooks:
         return self._callers[hook]
 
     def call(self, hook: str, **kwargs: Any) -> None:
-        """Call ``hook`` with ``kwargs`` on every plugin that implements it."""
-        for plugin, caller in self._per_plugin(hook):
+        """Call ``hook`` with ``kwargs`` on every plugin that implements it (one traced call per
+        plugin; a hook that none implements is called once all the same, so the trace shows it)."""
+        callers = self._per_plugin(hook)
+        if not callers:
+            getattr(self._pm.hook, hook)(**kwargs)
+        for plugin, caller in callers:
             try:
                 caller(**kwargs)
             except Interrupted:
@@ -62,3 +66,13 @@ class EventHooks:
         if hook.startswith("_"):
             raise AttributeError(hook)
         return lambda **kwargs: self.call(hook, **kwargs)
+
+
+class NoEvents:
+    """The event hooks of ranks other than 0, which call nothing: trackers and loggers hear each
+    event once, from rank 0."""
+
+    def __getattr__(self, hook: str) -> Callable[..., None]:
+        if hook.startswith("_"):
+            raise AttributeError(hook)
+        return lambda **kwargs: None

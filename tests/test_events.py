@@ -59,3 +59,9 @@ def test_interrupted_is_not_swallowed():
 
     with pytest.raises(Interrupted):
         events(Stops()).seal_round_finished(round=0, metrics={}, run_dir=None)
+
+
+def test_ranks_other_than_0_call_nothing():
+    from seal_core.events import NoEvents
+
+    assert NoEvents().seal_round_finished(round=0, metrics={}, run_dir=None) is None
