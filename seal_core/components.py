@@ -99,7 +99,8 @@ class Evaluator(Component):
 
     @abstractmethod
     def score(self, model: Any, tokenizer: Any, task: TaskInstance) -> float:
-        """Return the score of ``model`` on ``task``, in [0, 1]."""
+        """Return the score of ``model`` on ``task``: higher is better (in [0, 1] for an
+        accuracy; ``answer-likelihood``'s default is a mean log-probability, at most 0)."""
 
     def evaluate(self, model: Any, tokenizer: Any, task: TaskInstance) -> Score:
         """Like :meth:`score`, with extra metrics in ``details``; override to report them."""

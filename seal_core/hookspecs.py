@@ -67,9 +67,10 @@ def seal_register_domains(register: Callable[[Any], None]) -> None:
 
 @hookspec
 def seal_register_evaluators(register: Callable[[Any], None]) -> None:
-    """Register evaluators (:class:`seal_core.Evaluator`): score a model on a task in [0, 1].
+    """Register evaluators (:class:`seal_core.Evaluator`): score a model on a task, higher is better.
 
-    An evaluator has a ``name`` and ``score(model, tokenizer, task)``, a float in [0, 1]; it
+    An evaluator has a ``name`` and ``score(model, tokenizer, task)``, a float (in [0, 1] for an
+    accuracy; ``answer-likelihood``'s default is a mean log-probability, at most 0); it
     must not show the model ``task.context``. Override ``evaluate(model, tokenizer, task)`` to
     return a :class:`seal_core.Score` with extra metrics in ``details`` (they are written to
     rollouts.jsonl). Optionally, ``evaluate_routed(model, tokenizer, tasks, rows)`` scores

@@ -87,7 +87,8 @@ class LoadedModel:
 
 @dataclass(frozen=True)
 class Score:
-    """An evaluator's verdict on one task: ``value`` in [0, 1] plus any extra metrics."""
+    """An evaluator's verdict on one task: ``value`` (higher is better; in [0, 1] for an accuracy)
+    plus any extra metrics."""
 
     value: float
     details: dict[str, Any] = field(default_factory=dict)
