@@ -4,7 +4,7 @@ Our own PPO (TRL removed its ``PPOTrainer``), over the engine's scored rollouts:
 
 1. a value head, ``torch.nn.Linear(hidden_size, 1)`` on the generator's last hidden state, reads
    V(prompt + self-edit so far) before each self-edit token; it lives on this algorithm object,
-   one per policy model, and keeps learning across rounds;
+   one per policy model, and keeps learning across rounds (and across a resume);
 2. each self-edit is an episode whose only reward, the rollout's reward, comes after its last
    token (eos); with ``beta > 0`` every token also pays ``beta * (logp_old - logp_ref)``, the
    per-token KL penalty of RLHF-style PPO, against the initial policy;
@@ -16,11 +16,14 @@ Our own PPO (TRL removed its ``PPOTrainer``), over the engine's scored rollouts:
 
 The shared math (log-probs, GAE, both losses, whitening) is :mod:`seal_core.rl`'s.
 
+The value head is part of the run's resume point (:meth:`PPO.state_dict`, saved beside the
+policy's weights after each update), so a resumed run continues with the head it had; the saved
+policy directories (``checkpoints/policy``) hold the policy alone.
+
 Departures, said plainly: the value head starts at zero (V = 0 everywhere: the first round's
-advantages are discounted rewards) and is not saved in checkpoints, so a resumed run starts a
-fresh one; old values come from the value head before the round's first step, as in PPO, but
-the rollouts were sampled once per round by the engine rather than by the PPO loop; log-probs are
-of the re-tokenised self-edit at temperature 1 (see ``grpo``); no entropy bonus.
+advantages are discounted rewards); old values come from the value head before the round's first
+step, as in PPO, but the rollouts were sampled once per round by the engine rather than by the PPO
+loop; log-probs are of the re-tokenised self-edit at temperature 1 (see ``grpo``); no entropy bonus.
 """
 
 from __future__ import annotations
@@ -99,6 +102,20 @@ class PPO(RLAlgorithm):
                 head.load_state_dict(state)
             heads[policy.model] = head
         return head.to(policy.device)
+
+    def state_dict(self, policy: LoadedModel) -> dict[str, torch.Tensor]:
+        """``policy``'s value head (``value_head.weight``, ``value_head.bias``), saved with the
+        run's resume point; empty before the head's first use."""
+        head = self.__dict__.get("_value_heads", {}).get(policy.model)
+        if head is None:
+            return {}
+        return {f"value_head.{k}": v.detach().cpu().clone() for k, v in head.state_dict().items()}
+
+    def load_state_dict(self, policy: LoadedModel, state: dict[str, torch.Tensor]) -> None:
+        """Give ``policy`` the value head :meth:`state_dict` saved (a resumed run keeps its head)."""
+        head = {k.removeprefix("value_head."): v for k, v in state.items() if k.startswith("value_head.")}
+        if head:
+            self.value_head(policy, state=head)
 
     @torch.no_grad()
     def _score(self, model: Any, head: torch.nn.Linear, data: TokenizedRollouts, batch_size: int) -> tuple[list, list]:

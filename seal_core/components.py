@@ -281,6 +281,17 @@ class RLAlgorithm(Component):
         to get a trainable copy and :func:`seal_core.models.load_weights` to write back.
         """
 
+    def state_dict(self, policy: LoadedModel) -> dict[str, Any]:
+        """What this algorithm keeps between rounds for ``policy`` besides the policy's weights
+        (tensors by name, such as ``ppo``'s value head); the engine saves it with the run's resume
+        point after each update and hands it back through :meth:`load_state_dict` on resume.
+        Default: nothing (the algorithm keeps no state)."""
+        return {}
+
+    def load_state_dict(self, policy: LoadedModel, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned for ``policy`` (called on resume, before the
+        next update; ``state`` is never empty). Default: nothing to restore."""
+
 
 class AdvantageEstimator(Component):
     """One advantage per rollout from the rewards of its group (the ``k`` self-edits of one task

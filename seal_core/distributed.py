@@ -209,17 +209,18 @@ class FollowerStore(RunStore):
     def append_metrics(self, metrics: dict[str, Any]) -> None:
         pass
 
-    def save_checkpoint(self, model: Any, name: str):
+    def save_checkpoint(self, model: Any, name: str, extra: dict[str, Any] | None = None):
         return self.dir / "checkpoints" / f"{name}.safetensors"
 
     def save_model(self, loaded: Any, name: str, card: str | None = None):
         return self.dir / "checkpoints" / name
 
-    def save_resume_point(self, model: Any, round: int, metrics: dict[str, Any]) -> None:
+    def save_resume_point(self, model: Any, round: int, metrics: dict[str, Any],
+                          algorithm_state: dict[str, Any] | None = None) -> None:
         pass
 
-    def load_resume_point(self, loaded: Any) -> None:
-        pass  # rank 0 loads it and broadcasts the weights
+    def load_resume_point(self, loaded: Any) -> dict[str, Any]:
+        return {}  # rank 0 loads it and broadcasts the weights and the algorithm's state
 
     def drop_resume_point(self) -> None:
         pass

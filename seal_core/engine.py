@@ -47,7 +47,7 @@ from seal_core.models import load_model, load_options, weights_sha
 from seal_core.registry import Registry
 from seal_core.interrupt import StopFlag
 from seal_core.results import eval_summary, train_summary, write_results
-from seal_core.resume import ResumeState
+from seal_core.resume import ResumeState, load_resume_point, save_resume_point
 from seal_core.runstore import RunStore
 from seal_core.seeding import derive_seed, seed_all
 from seal_core.types import EditItem, LoadedModel, Rollout, Score, ScoredEdit, TaskInstance, TrainingSet
@@ -344,7 +344,7 @@ class Engine:
             distributed.broadcast_weights(roles.generator.model)
         else:
             metrics.update(self.algorithm.update(roles.generator, rollouts, context))
-        self.store.save_resume_point(roles.generator.model, rnd, metrics)
+        save_resume_point(self.store, self.algorithm, roles.generator, rnd, metrics)  # with the algorithm's state
 
     def run(self, store: RunStore, resume: bool = False) -> list[dict[str, Any]]:
         """Run (or, with ``resume``, continue) into ``store``; returns the metrics lines."""
@@ -360,8 +360,7 @@ class Engine:
             return state.metrics
         roles = self.setup.build(self.load, asdict(cfg.model))
         if state.updated_round is not None:
-            store.load_resume_point(roles.generator)
-            distributed.broadcast_weights(roles.generator.model)
+            load_resume_point(store, self.algorithm, roles.generator)  # weights and the algorithm's state
             log.info("resuming", run_dir=str(store.dir), finished_rounds=state.next_round,
                      weights_after_update_of_round=state.updated_round)
         if not resume:

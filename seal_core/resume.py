@@ -5,7 +5,9 @@ A run writes, in this order: each held-out evaluation and each scored rollout as
 metrics so far (``checkpoints/resume.safetensors`` + ``resume.json``, each through a temporary
 file and a rename); then the round's metrics line. Killed anywhere in between, the directory
 tells where to pick up: finished rounds are kept, finished rollouts and evaluations are not
-redone, and a finished update is not applied twice.
+redone, and a finished update is not applied twice. What the RL algorithm keeps between rounds
+(:meth:`seal_core.RLAlgorithm.state_dict`, such as ``ppo``'s value head) is saved in the same
+file as the weights (:func:`save_resume_point`) and restored with them (:func:`load_resume_point`).
 """
 
 from __future__ import annotations
@@ -14,9 +16,27 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from seal_core import distributed
 from seal_core.errors import SealError
 from seal_core.runstore import RunStore, read_jsonl
-from seal_core.types import Rollout
+from seal_core.types import LoadedModel, Rollout
+
+
+def save_resume_point(store: RunStore, algorithm: Any, policy: LoadedModel, rnd: int, metrics: dict[str, Any]) -> None:
+    """The resume point after round ``rnd``'s update: ``policy``'s weights, ``algorithm``'s state
+    for it (an algorithm without :meth:`~seal_core.RLAlgorithm.state_dict` has none) and ``metrics``."""
+    state = algorithm.state_dict(policy) if hasattr(algorithm, "state_dict") else {}
+    store.save_resume_point(policy.model, rnd, metrics, state)
+
+
+def load_resume_point(store: RunStore, algorithm: Any, policy: LoadedModel) -> None:
+    """Write the saved weights into ``policy`` and give ``algorithm`` its saved state back, on every
+    rank (rank 0 reads the files and broadcasts both)."""
+    state = store.load_resume_point(policy)
+    distributed.broadcast_weights(policy.model)
+    state = distributed.broadcast(state)
+    if state and hasattr(algorithm, "load_state_dict"):
+        algorithm.load_state_dict(policy, state)
 
 
 @dataclass

@@ -81,6 +81,8 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 
 
 RUNS_DIR = Path("runs")
+#: the resume point's keys of the RL algorithm's state (:meth:`seal_core.RLAlgorithm.state_dict`)
+ALGORITHM_PREFIX = "__algorithm__."
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -171,9 +173,11 @@ class RunStore:
 
         return write_model_dir(loaded, self.dir / "checkpoints" / name, card)
 
-    def save_checkpoint(self, model: Any, name: str) -> Path:
+    def save_checkpoint(self, model: Any, name: str, extra: dict[str, Any] | None = None) -> Path:
         """Base weights of ``model`` (adapters excluded) as ``checkpoints/NAME.safetensors``: the
-        resume point's weights (a bare state dict, read back only by :meth:`load_resume_point`)."""
+        resume point's weights (a bare state dict, read back only by :meth:`load_resume_point`).
+        ``extra``: more tensors for the same file (the RL algorithm's state), stored under the
+        prefix :data:`ALGORITHM_PREFIX`, so that weights and state land in one rename."""
         from safetensors.torch import save_file
 
         from seal_core.models import plain_state_dict
@@ -186,6 +190,8 @@ class RunStore:
                 continue
             seen.add(value.data_ptr())
             tensors[key] = value.detach().contiguous().cpu()
+        for key, value in (extra or {}).items():
+            tensors[ALGORITHM_PREFIX + key] = value.detach().contiguous().cpu()
         path = out / f"{name}.safetensors"
         tmp = out / f".{name}.safetensors.tmp"
         save_file(tensors, str(tmp), metadata={"format": "pt"})
@@ -199,9 +205,11 @@ class RunStore:
     def resume_path(self) -> Path:
         return self.dir / "checkpoints" / "resume.json"
 
-    def save_resume_point(self, model: Any, round: int, metrics: dict[str, Any]) -> None:
-        """Weights first, then the record naming them: a record always has its weights."""
-        self.save_checkpoint(model, "resume")
+    def save_resume_point(self, model: Any, round: int, metrics: dict[str, Any],
+                          algorithm_state: dict[str, Any] | None = None) -> None:
+        """Weights (with ``algorithm_state``, the RL algorithm's own tensors, in the same file)
+        first, then the record naming them: a record always has its weights."""
+        self.save_checkpoint(model, "resume", algorithm_state)
         atomic_write_text(self.resume_path, json.dumps({"round": round, "metrics": metrics}))
 
     def read_resume_point(self) -> dict[str, Any] | None:
@@ -209,14 +217,17 @@ class RunStore:
             return None
         return json.loads(self.resume_path.read_text(encoding="utf-8"))
 
-    def load_resume_point(self, loaded: Any) -> None:
-        """Write the saved generator weights into ``loaded`` (in place)."""
+    def load_resume_point(self, loaded: Any) -> dict[str, Any]:
+        """Write the saved generator weights into ``loaded`` (in place); returns the algorithm
+        state saved with them (empty if none was)."""
         from safetensors.torch import load_file
 
         from seal_core.models import load_weights
 
         state = load_file(str(self.dir / "checkpoints" / "resume.safetensors"))
+        algorithm = {k.removeprefix(ALGORITHM_PREFIX): state.pop(k) for k in list(state) if k.startswith(ALGORITHM_PREFIX)}
         load_weights(loaded, state)
+        return algorithm
 
     def drop_resume_point(self) -> None:
         """A finished run needs no resume point (it is as large as the model)."""

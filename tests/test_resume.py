@@ -86,8 +86,8 @@ def _kill_after(monkeypatch, cls, method: str, calls: int, before: bool = False)
     monkeypatch.setattr(cls, method, wrapper)
 
 
-def _save_weights_then_die(self, model, round, metrics):
-    self.save_checkpoint(model, "resume")  # the weights land, the record naming them does not
+def _save_weights_then_die(self, model, round, metrics, algorithm_state=None):
+    self.save_checkpoint(model, "resume", algorithm_state)  # the weights land, the record naming them does not
     raise Killed
 
 
