@@ -3,7 +3,8 @@
 The engine samples ``k`` self-edits per task and scores each; a task's rollouts in a round form
 a group. Each self-edit's advantage is its reward relative to its group (``grpo``: standardised
 by the group's std; ``dr-grpo``: only centred), the same advantage for every token of it. The
-policy (all weights of a plain copy, AdamW) minimises PPO's clipped surrogate on the per-token
+policy (all weights of a float32 copy, or with ``lora: true`` a LoRA adapter merged into the
+policy afterwards; AdamW) minimises PPO's clipped surrogate on the per-token
 ratio new/old, plus ``beta`` times the k3 estimate of KL(policy || initial policy), for
 ``epochs`` passes over the rollouts; the result is written back in place. The math is in
 :mod:`seal_core.rl`, shared with ``rloo`` and ``ppo``.

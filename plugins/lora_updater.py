@@ -21,7 +21,7 @@ import torch
 
 from seal_core import hookimpl
 from seal_core.inner import (ADAPTER, LoraOptions, SequentialUpdater, adapter_state, draw_init_seed, enable_adapters,
-                             inject_lora, seeded_lora_a)
+                             inject_lora, merge_lora, seeded_lora_a)
 from seal_core.types import LoadedModel
 
 log = structlog.get_logger(__name__)
@@ -64,12 +64,7 @@ class LoraUpdater(SequentialUpdater):
     @torch.no_grad()
     def merge(self, student: LoadedModel) -> None:
         """Fold the trained adapters into the base weights (W += scale * B @ A), then reset them."""
-        from peft.tuners.lora import LoraLayer
-
-        for module in student.model.modules():
-            if isinstance(module, LoraLayer) and ADAPTER in module.lora_A:
-                weight = module.get_base_layer().weight
-                weight += module.get_delta_weight(ADAPTER).to(weight.dtype)
+        merge_lora(student.model)
         self.reset(student)
 
 

@@ -11,8 +11,10 @@ Our own PPO (TRL removed its ``PPOTrainer``), over the engine's scored rollouts:
 3. GAE(gamma, lam) over the self-edit's tokens gives advantages and returns; advantages are
    whitened over all tokens of the round;
 4. ``epochs`` passes over the rollouts in shuffled batches minimise the clipped policy loss
-   plus ``vf_coef`` times the clipped value loss (backbone and value head together, AdamW);
-5. the trained weights are written back into the policy in place.
+   plus ``vf_coef`` times the clipped value loss (backbone and value head together, AdamW;
+   with ``lora``, a LoRA adapter on the backbone and the value head);
+5. the trained weights (with ``lora``: the adapter merged into them) are written back into the
+   policy in place.
 
 The shared math (log-probs, GAE, both losses, whitening) is :mod:`seal_core.rl`'s.
 
@@ -49,7 +51,8 @@ from seal_core.rl import (
     masked_mean,
     masked_whiten,
     reference_logprobs,
-    trainable_copy,
+    trainable_policy,
+    trained_weights,
 )
 
 log = structlog.get_logger(__name__)
@@ -82,7 +85,11 @@ class PPO(RLAlgorithm):
     name = "ppo"
     Options = PPOOptions
     needs_logprobs = True
-    supports_deepspeed = True
+
+    @property
+    def supports_deepspeed(self) -> bool:  # type: ignore[override]
+        """The DeepSpeed update trains all weights; a LoRA update (``lora``) runs in one process."""
+        return not self.options.lora
 
     def value_head(self, policy: LoadedModel, state: dict[str, torch.Tensor] | None = None) -> torch.nn.Linear:
         """This policy's value head, made (at zero) on first use and kept across rounds; ``state``
@@ -135,7 +142,7 @@ class PPO(RLAlgorithm):
         if not rollouts:
             log.info("ppo: update skipped: no rollouts", round=context.round)
             return {**stats, "skipped": "no rollouts"}
-        work = trainable_copy(policy)
+        work = trainable_policy(policy, opts)
         head = self.value_head(policy)
         data = TokenizedRollouts(work, rollouts, opts.max_length, schema=context.edit_schema)
         logps, values = self._score(work.model, head, data, opts.batch_size)
@@ -185,7 +192,7 @@ class PPO(RLAlgorithm):
 
         stats |= loop.run(len(data), epochs=opts.epochs, batch_size=opts.batch_size, seed=context.seed, step=step)
         stats["loss"] = stats["pg_loss"] + opts.vf_coef * stats["vf_loss"]
-        load_weights(policy, loop.state_dict(work.model))
+        load_weights(policy, trained_weights(loop, work, opts))
         if loop.engine is not None:  # DeepSpeed owned (under ZeRO-3: sharded) the head: keep a plain copy
             self.value_head(policy, state=loop.state_dict(head))
         loop.close()

@@ -375,5 +375,5 @@ def resolve(raw: dict[str, Any], registry: Any) -> Config:
                           f"inner updater '{components['inner']}' cannot do. Use inner.name=lora or inner.name=full.")
     from seal_core.zero import check_deepspeed
 
-    check_deepspeed(trainer.deepspeed, registry.get("algorithm", components["algorithm"]))
+    check_deepspeed(trainer.deepspeed, registry.get("algorithm", components["algorithm"]).configured(options["algorithm"]))
     return Config(run, domain_section, model, components, options, resolved, trainer)

@@ -203,7 +203,7 @@ def kl_k3(logp: Tensor, logp_ref: Tensor) -> Tensor:
 class PolicyGradientOptions:
     """Knobs shared by the critic-free algorithms; subclasses add their own and may change defaults."""
 
-    learning_rate: float = 1e-5  # AdamW, all weights of a plain copy of the policy
+    learning_rate: float = 1e-5  # AdamW, all weights of a plain copy of the policy (lora: its adapter's)
     epochs: int = 1  # passes over the round's rollouts (GRPO's mu); > 1 makes the clipping bite
     batch_size: int = 8  # rollouts per optimiser step
     clip_eps: float = 0.2  # ratio clipped to [1 - clip_eps, 1 + clip_eps]
@@ -212,6 +212,11 @@ class PolicyGradientOptions:
     max_grad_norm: float = 1.0  # gradient norm clipping; 0: off
     weight_decay: float = 0.0
     max_length: int = 1024  # prompt + self-edit tokens; longer self-edits lose their end
+    # train a LoRA adapter on a copy of the policy (merged into the policy after the update)
+    # instead of all weights of a float32 copy; lora_r and lora_alpha as in rest-em
+    lora: bool = False
+    lora_r: int = 16
+    lora_alpha: float = 32.0
 
     def __post_init__(self) -> None:
         check_update_options(self)
@@ -227,6 +232,8 @@ def check_update_options(opts: Any) -> None:
         raise ValueError(f"clip_eps must be in (0, 1), got {opts.clip_eps}")
     if opts.beta < 0 or opts.max_grad_norm < 0 or opts.weight_decay < 0:
         raise ValueError("beta, max_grad_norm and weight_decay must be >= 0")
+    if getattr(opts, "lora_r", 1) < 1 or getattr(opts, "lora_alpha", 1.0) <= 0:
+        raise ValueError(f"lora_r must be >= 1 and lora_alpha > 0, got {opts.lora_r}, {opts.lora_alpha}")
     if opts.loss_agg not in LOSS_AGGS:
         raise ValueError(f"loss_agg must be one of {', '.join(LOSS_AGGS)}, got {opts.loss_agg!r}")
 
@@ -243,6 +250,35 @@ def trainable_copy(policy: LoadedModel) -> LoadedModel:
         work.model.float()
     work.model.eval()
     return work
+
+
+def trainable_policy(policy: LoadedModel, opts: Any) -> LoadedModel:
+    """What an update trains: :func:`trainable_copy` (all weights, float32), or with ``opts.lora``
+    a plain copy in the policy's dtype carrying a LoRA adapter of rank ``opts.lora_r`` and scale
+    ``opts.lora_alpha / opts.lora_r`` on every linear layer but the output head (the inner loop's
+    peft injection, :func:`seal_core.inner.inject_lora`: float32 adapter, B = 0 so the copy
+    computes what the policy does, everything else frozen). Read the result with
+    :func:`trained_weights`."""
+    if not opts.lora:
+        return trainable_copy(policy)
+    from seal_core.inner import LoraOptions, enable_adapters, inject_lora
+
+    work = plain_copy(policy)
+    work.model.eval()
+    if not inject_lora(work.model, LoraOptions(r=opts.lora_r, alpha=opts.lora_alpha)):
+        raise ValueError(f"lora: no linear layer of {policy.spec} matches the adapter's target modules")
+    enable_adapters(work.model, True)
+    return work
+
+
+def trained_weights(loop: UpdateLoop, work: LoadedModel, opts: Any) -> dict[str, Tensor]:
+    """The policy weights :func:`trainable_policy`'s copy ended with, for
+    :func:`seal_core.models.load_weights`: with ``opts.lora`` the adapter merged into them."""
+    if opts.lora:
+        from seal_core.inner import merge_lora
+
+        merge_lora(work.model)
+    return loop.state_dict(work.model)
 
 
 def reference_logprobs(context: UpdateContext, data: TokenizedRollouts, batch_size: int, who: str) -> list[Tensor]:
@@ -264,13 +300,18 @@ class OutcomePolicyGradient(RLAlgorithm):
     the same advantage on every token of its completion, clipped-ratio loss, optional k3 KL.
 
     Subclasses set ``name``, ``Options`` (a :class:`PolicyGradientOptions`) and
-    :meth:`advantages`. Trains a plain copy with AdamW and writes it back in place; with
-    ``context.deepspeed`` the steps run data-parallel under DeepSpeed ZeRO.
+    :meth:`advantages`. Trains a plain copy (or a LoRA adapter on one, ``lora``) with AdamW and
+    writes it back in place; with ``context.deepspeed`` the steps run data-parallel under
+    DeepSpeed ZeRO (not with ``lora``: then rank 0 updates alone and its weights are broadcast).
     """
 
     needs_logprobs = True
-    supports_deepspeed = True
     Options = PolicyGradientOptions
+
+    @property
+    def supports_deepspeed(self) -> bool:  # type: ignore[override]
+        """The DeepSpeed update trains all weights; a LoRA update runs in one process."""
+        return not self.options.lora
 
     def advantages(self, rewards: Tensor, groups: Tensor, context: UpdateContext) -> Tensor:
         """(N,) advantages from (N,) rewards and (N,) group ids; ``context.component`` finds a
@@ -290,7 +331,7 @@ class OutcomePolicyGradient(RLAlgorithm):
             return {**stats, "skipped": reason}
         stats |= {"adv_mean": float(adv.mean()), "adv_abs_mean": float(adv.abs().mean())}
 
-        work = trainable_copy(policy)
+        work = trainable_policy(policy, opts)
         data = TokenizedRollouts(work, rollouts, opts.max_length, schema=context.edit_schema)
         old = old_logprobs(work.model, data, opts.batch_size)
         ref = reference_logprobs(context, data, opts.batch_size, self.name) if opts.beta > 0 else None
@@ -316,7 +357,7 @@ class OutcomePolicyGradient(RLAlgorithm):
             return [(loss, loop.share(idx, weight), values)]  # share: 1.0 in one process
 
         stats |= loop.run(len(data), epochs=opts.epochs, batch_size=opts.batch_size, seed=context.seed, step=step)
-        load_weights(policy, loop.state_dict())
+        load_weights(policy, trained_weights(loop, work, opts))
         loop.close()
         steps = stats["steps"]
         log.info(f"{self.name}: policy updated", round=context.round, rollouts=len(rollouts), steps=steps,

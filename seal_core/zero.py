@@ -74,6 +74,13 @@ def check_deepspeed(value: str | None, algorithm: Any) -> None:
             )
         return
     load_config(value)
+    if not algorithm_flag(algorithm, "supports_deepspeed") and getattr(algorithm.options, "lora", False):
+        raise ConfigError(
+            f"Config key 'trainer.deepspeed' = {value!r}, but algorithm '{algorithm.name}' has lora: true, and "
+            "its LoRA update runs in one process only. Set algorithm.lora=false to train all weights under "
+            "DeepSpeed, or drop trainer.deepspeed (under a multi-process launcher rank 0 then updates the "
+            "adapter alone and broadcasts the merged weights)."
+        )
     if not algorithm_flag(algorithm, "supports_deepspeed"):
         raise ConfigError(
             f"Config key 'trainer.deepspeed' = {value!r}, but algorithm '{algorithm.name}' has no DeepSpeed "

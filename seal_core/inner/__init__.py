@@ -19,7 +19,8 @@ from seal_core.inner.loss import LinearCrossEntropy
 from seal_core.inner.optim import StackedAdamW
 from seal_core.inner.options import LoraOptions
 from seal_core.inner.packing import PACKED_ATTENTION, pack_rows, packed_lengths
-from seal_core.inner.peft_lora import ADAPTER, draw_init_seed, enable_adapters, inject_lora, peft_initial_a, seeded_lora_a
+from seal_core.inner.peft_lora import (ADAPTER, draw_init_seed, enable_adapters, inject_lora, merge_lora, peft_initial_a,
+                                      seeded_lora_a)
 from seal_core.inner.record import AdapterRecord, adapter_state, record_of
 from seal_core.inner.sequential import SequentialUpdater
 from seal_core.inner.stacked import Routing, RoutedLora, StackedLoraLinear, runs
@@ -27,6 +28,6 @@ from seal_core.inner.stacked import Routing, RoutedLora, StackedLoraLinear, runs
 __all__ = [
     "ADAPTER", "AdapterRecord", "LinearCrossEntropy", "LoraOptions", "NonFiniteLoss", "PACKED_ATTENTION", "RoutedLora",
     "Routing", "SequentialUpdater", "StackedAdamW", "StackedLoraLinear", "adapter_state", "draw_init_seed",
-    "enable_adapters", "inject_lora", "pack_rows", "packed_lengths", "peft_initial_a", "record_of", "runs", "seeded_lora_a",
+    "enable_adapters", "inject_lora", "merge_lora", "pack_rows", "packed_lengths", "peft_initial_a", "record_of", "runs", "seeded_lora_a",
     "epoch_mean_below", "learning_rate_at", "planned_steps", "step_batches", "steps_per_epoch", "tokenize_examples", "tokenize_texts", "warn_if_truncated",
 ]

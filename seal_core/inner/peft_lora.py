@@ -100,3 +100,16 @@ def enable_adapters(model: Any, enabled: bool) -> None:
     for module in model.modules():
         if isinstance(module, BaseTunerLayer):
             module.enable_adapters(enabled)
+
+
+@torch.no_grad()
+def merge_lora(model: Any) -> None:
+    """Fold every peft adapter named :data:`ADAPTER` into its base layer's weight
+    (W += (alpha / r) B @ A, computed by peft in float32 and cast to W's dtype); the adapters stay
+    in place, so switch them off or reset them before using the model again."""
+    from peft.tuners.lora import LoraLayer
+
+    for module in model.modules():
+        if isinstance(module, LoraLayer) and ADAPTER in module.lora_A:
+            weight = module.get_base_layer().weight
+            weight += module.get_delta_weight(ADAPTER).to(weight.dtype)
