@@ -15,8 +15,14 @@ Departures from DeepSeekMath's GRPO (Shao et al. 2024), said plainly:
   inner loop, so there is no reference-model refresh and no fresh sampling between steps;
 - ``beta`` defaults to 0 (no KL, as TRL and Dr. GRPO do): then no reference model is loaded;
 - a task with one rollout has advantage 0 (verl gives it its raw reward);
-- log-probs are of the decoded, re-tokenised self-edit plus eos at temperature 1, not of the
-  sampled token ids at the sampling temperature and top-p.
+- the old log-probs are the sampler's own where the generator reports them (``hf-generate``):
+  of the token ids it drew, under the distribution it drew from (temperature, top-p and a
+  schema's mask applied). The new ones are the policy's at temperature 1 without top-p, so the
+  first step's ratio is pi(token) / mu(token), an importance weight of the sampling distribution
+  mu, not 1: near 1 at temperature 1 and top-p 0.95 (one over the nucleus's mass), further from it
+  at lower temperatures, where the clipping bites from the first step. Self-edits of generators
+  that report no tokens (``vllm``, ``from-file``) are re-tokenised from their text plus eos and
+  their old log-probs computed at temperature 1, so their first ratio is 1.
 
 ``dr-grpo`` (Liu et al. 2025, "Understanding R1-Zero-like training") is ``grpo`` with
 ``estimator=dr-grpo`` (no std) and ``loss_agg=seq-mean-token-sum`` (no 1/|o|). Dr. GRPO divides

@@ -7,6 +7,14 @@ Where the domain declares a self-edit schema and ``generator.constrained`` is on
 each step samples from the model's distribution restricted to the tokens the schema allows
 (:mod:`seal_core.constrained`, llguidance), so every self-edit parses; greedy mode takes the most
 likely allowed token.
+
+Each sampled self-edit is a :class:`seal_core.SampledEdit`: besides its text (stripped of
+surrounding whitespace) it carries the token ids the sampler drew and the log-probability of each
+under the distribution it was drawn from (the processed logits: the schema's mask, temperature,
+top-k and top-p, renormalised; :func:`seal_core.generation.generate_samples`). The RL algorithms
+take those as the old policy's log-probs. Greedy self-edits are plain strings. top-k is the
+model's generation config's, or transformers' default of 50 where it sets none: ``generate``
+applies it unasked, and the stored log-probs include it.
 """
 
 from __future__ import annotations
@@ -17,8 +25,9 @@ from typing import Any
 
 from seal_core import EditGenerator, LoadedModel, TaskInstance, hookimpl
 from seal_core.constrained import constraint_for
-from seal_core.generation import SamplingOptions, generate_texts
+from seal_core.generation import SamplingOptions, generate_samples
 from seal_core.prompting import format_prompt
+from seal_core.types import SampledEdit
 
 
 @dataclass
@@ -39,12 +48,13 @@ class HFGenerate(EditGenerator):
         inputs = [format_prompt(model.tokenizer, p) for p in prompts]
         n = 1 if greedy else k
         processor = constraint_for(schema, model.tokenizer).processor() if schema is not None else None
-        flat = generate_texts(
+        flat = generate_samples(
             model.model, model.tokenizer, inputs, max_new_tokens=opts.max_new_tokens,
             do_sample=not greedy, temperature=opts.temperature, top_p=opts.top_p, num_return_sequences=n,
-            logits_processor=processor,
+            logits_processor=processor, scores=not greedy,
         )
-        grouped = [[t.strip() for t in flat[i * n:(i + 1) * n]] for i in range(len(prompts))]
+        edits = [s.text.strip() if greedy else SampledEdit(s.text.strip(), s.token_ids, s.logprobs) for s in flat]
+        grouped = [edits[i * n:(i + 1) * n] for i in range(len(prompts))]
         return [g * k if greedy else g for g in grouped]
 
 

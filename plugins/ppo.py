@@ -25,7 +25,8 @@ policy directories (``checkpoints/policy``) hold the policy alone.
 Departures, said plainly: the value head starts at zero (V = 0 everywhere: the first round's
 advantages are discounted rewards); old values come from the value head before the round's first
 step, as in PPO, but the rollouts were sampled once per round by the engine rather than by the PPO
-loop; log-probs are of the re-tokenised self-edit at temperature 1 (see ``grpo``); no entropy bonus.
+loop; the old log-probs are the sampler's own and the new ones the policy's at temperature 1, so
+the first ratio is an importance weight, not 1 (see ``grpo``); no entropy bonus.
 """
 
 from __future__ import annotations

@@ -6,10 +6,11 @@ no value model and, unlike GRPO, no division by the std. The whole self-edit is 
 the loss sums over its tokens (``loss_agg=seq-mean-token-sum``). The update loop, the clipped
 ratio and the optional KL are :class:`seal_core.rl.OutcomePolicyGradient`'s, shared with ``grpo``.
 
-Departure from RLOO as published: the loss is PPO's clipped surrogate on per-token ratios. With
-``epochs=1`` and ``batch_size`` at least the number of rollouts, every ratio is 1 and it is
-exactly REINFORCE-LOO; with smaller batches the later steps are slightly off-policy and the
-clipping keeps them near it (what TRL's RLOO trainer does too).
+Departure from RLOO as published: the loss is PPO's clipped surrogate on per-token ratios. The
+old log-probs are the sampler's (see ``grpo``), so with ``epochs=1`` and ``batch_size`` at least
+the number of rollouts every ratio is the importance weight of the sampling distribution: 1, and
+exactly REINFORCE-LOO, when sampling at temperature 1 with top_p 1; with smaller batches the later
+steps are slightly off-policy and the clipping keeps them near it (what TRL's RLOO trainer does too).
 """
 
 from __future__ import annotations

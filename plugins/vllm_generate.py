@@ -18,6 +18,13 @@ its ``guidance`` backend, which is llguidance, as ``hf-generate``'s, with the sa
 (:func:`seal_core.constrained.laid_out`): the engine's log-probs, computed under the same schema
 with the policy's own weights, replay the grammar vLLM sampled under.
 
+The self-edits are plain strings: the RL algorithms re-tokenise them and compute their old
+log-probs with the policy at temperature 1 (unlike ``hf-generate``'s, which are the sampler's
+own, of the tokens drawn). Not wired yet: vLLM's ``SamplingParams(logprobs=0)`` returns the
+sampled token's log-prob, but whether of the raw or of the processed (temperature, top-p, schema)
+distribution depends on the vLLM version and its settings, and nothing of it can be tested on the
+machines this project is built on.
+
 Tested here only for the error path (no vLLM, no GPU on the machines this project is built on);
 the engine-facing calls are checked against a stand-in for vLLM in tests/test_vllm_generate.py.
 """

@@ -22,7 +22,8 @@ from seal_core.components import (  # noqa: E402  (hookimpl must exist before pl
     UpdateContext,
 )
 from seal_core.errors import ConfigError, DataError, EditRejected, PluginError, SealError  # noqa: E402
-from seal_core.types import LoadedModel, Rollout, Score, TaskInstance, TrainingExample, TrainingSet  # noqa: E402
+from seal_core.types import (LoadedModel, Rollout, SampledEdit, Score, TaskInstance, TrainingExample,  # noqa: E402
+                             TrainingSet)
 
 __version__ = "0.1.0"
 
@@ -41,6 +42,7 @@ __all__ = [
     "UpdateContext",
     "LoadedModel",
     "Rollout",
+    "SampledEdit",
     "Score",
     "TrainingExample",
     "TrainingSet",

@@ -130,7 +130,10 @@ class EditGenerator(Component):
         greedy: bool = False,
         tasks: list[TaskInstance] | None = None,
     ) -> list[list[str]]:
-        """Return, for each prompt, a list of ``k`` self-edits (``greedy``: deterministic).
+        """Return, for each prompt, a list of ``k`` self-edits (``greedy``: deterministic). A
+        sampled self-edit may be a :class:`seal_core.SampledEdit`, reporting the token ids drawn
+        and their log-probs under the sampling distribution (``hf-generate`` does); a plain
+        string gets its log-probs recomputed from the text.
 
         ``tasks`` are the tasks the prompts were made from (the engine always passes them), for
         generators that look self-edits up rather than write them (``from-file``). A generator

@@ -33,7 +33,6 @@ from dataclasses import asdict
 from typing import Any
 
 import structlog
-import torch
 from tqdm import tqdm
 
 from seal_core import distributed
@@ -257,21 +256,20 @@ class Engine:
         return distributed.gather_lists(out)
 
     def edit_logprobs(self, tasks: list[TaskInstance], edits: dict[str, tuple[str, list[str]]],
-                      roles: Roles) -> dict[tuple[str, int], list[float]]:
-        """Per-token log-probs of each self-edit under the policy that wrote it, for algorithms
-        that declare ``needs_logprobs`` (the "old" policy of a clipped-ratio update), under ``edit_schema``."""
+                      roles: Roles) -> dict[tuple[str, int], tuple[list[int] | None, list[float]]]:
+        """(sampled token ids or None, per-token log-probs) of each self-edit under the policy that
+        wrote it, for algorithms that declare ``needs_logprobs`` (the "old" policy of a clipped-ratio
+        update): the sampler's own where the generator reports them, else computed under ``edit_schema``
+        (:func:`seal_core.logprobs.sampled_logprobs`)."""
         if not algorithm_flag(self.algorithm, "needs_logprobs"):
             return {}
-        from seal_core.logprobs import completion_logprobs
+        from seal_core.logprobs import sampled_logprobs
 
         out = {}
-        gen = roles.generator
         for task in distributed.shard(tasks):
             prompt, task_edits = edits[task.id]
-            with torch.no_grad():
-                logp, mask = completion_logprobs(gen.model, gen.tokenizer, [prompt] * len(task_edits), task_edits, schema=self.edit_schema)
-            for i, (row, keep) in enumerate(zip(logp, mask)):
-                out[(task.id, i)] = [float(v) for v, m in zip(row, keep) if m]
+            for i, pair in enumerate(sampled_logprobs(roles.generator, prompt, task_edits, self.edit_schema)):
+                out[(task.id, i)] = pair
         return {key: value for part in distributed.gather(out) for key, value in part.items()}
 
     # -- one round -----------------------------------------------------------------------------
@@ -307,10 +305,10 @@ class Engine:
         def rollout_of(edit: ScoredEdit) -> Rollout:
             item, before = edit.item, self.base_score(rnd, edit.item.task, roles.student, self.reward_evaluator)
             details = dict(edit.score.details) | ({"reason": edit.reason} if edit.reason else {})
+            token_ids, lps = logprobs.get((item.task.id, item.index), (None, None))
             return Rollout(round=rnd, task_id=item.task.id, edit_index=item.index, prompt=edits[item.task.id][0],
-                           edit=item.edit, score_before=before.value, score_after=edit.score.value,
-                           reward=self.reward(before, edit.score), details=details,
-                           logprobs=logprobs.get((item.task.id, item.index)))
+                           edit=str(item.edit), score_before=before.value, score_after=edit.score.value,
+                           reward=self.reward(before, edit.score), details=details, logprobs=lps, token_ids=token_ids)
 
         for rollout in tqdm(self.scored_rows(rnd, items, roles.student, rollout_of, per_rank=k,
                                              evaluator=self.reward_evaluator), total=len(items),

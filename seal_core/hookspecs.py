@@ -97,8 +97,11 @@ def seal_register_edit_generators(register: Callable[[Any], None]) -> None:
     ``model`` (a :class:`seal_core.LoadedModel`). Optionally ``constrained_by(schema)`` returns
     the domain's self-edit schema when the generator honours it; the engine then passes
     ``generate(..., schema=schema)`` and the generator must sample only from the tokens the
-    schema allows (:mod:`seal_core.constrained` compiles it for a tokenizer). Its ``Options``
-    dataclass declares its ``generator.*`` config keys.
+    schema allows (:mod:`seal_core.constrained` compiles it for a tokenizer). A sampled self-edit
+    may be a :class:`seal_core.SampledEdit` (a ``str`` that also carries the token ids drawn and
+    their log-probs under the distribution they were drawn from); the RL algorithms then take
+    those as the old policy's log-probs instead of recomputing them from the text. Its
+    ``Options`` dataclass declares its ``generator.*`` config keys.
 
     :param register: call ``register(generator)`` once for each edit generator.
     """

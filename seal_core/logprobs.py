@@ -5,6 +5,13 @@ Conventions as in :mod:`seal_core.rl`: ``B`` rollouts in a batch, ``T`` completi
 (right-padded), ``L`` prompt + completion tokens, ``W`` words of a token bitmask; masks are float
 tensors of 0 and 1.
 
+A rollout whose generator reported the sampled tokens (:class:`seal_core.SampledEdit`, stored as
+``Rollout.token_ids`` and ``Rollout.logprobs``) is scored on those token ids, and its old log-probs
+are the sampler's own, under the distribution it drew from (after temperature, top-p and any
+schema mask); other rollouts are re-tokenised from their text, with an eos appended, and their old
+log-probs computed here at temperature 1 (:func:`old_logprobs`). The log-probs an algorithm
+computes during its update (:func:`forward_completions`) are always the policy's at temperature 1.
+
 Under a self-edit schema (``schema=``, the run's ``UpdateContext.edit_schema``) the log-probs are
 those of the constrained distribution the self-edits were sampled from: before the log-softmax,
 the logits of the tokens the schema did not allow at that position are set to -inf
@@ -44,22 +51,24 @@ class CompletionBatch:
 
 
 def tokenize_pairs(tokenizer: Any, prompts: Sequence[str], completions: Sequence[str],
-                   max_length: int = 1024) -> list[tuple[list[int], list[int]]]:
+                   max_length: int = 1024,
+                   completion_ids: Sequence[list[int] | None] | None = None) -> list[tuple[list[int], list[int]]]:
     """(prompt ids, completion ids + eos) per pair; the prompt formatted as the generator saw it.
 
     Prompt and completion are tokenised separately, as generation produced them: one tokenizer
-    call on the joined text could merge tokens across the boundary. A pair longer than
-    ``max_length`` loses the end of its completion (eos first).
+    call on the joined text could merge tokens across the boundary. ``completion_ids``: per pair,
+    the completion's token ids as sampled (used as they are, no eos added), or None to tokenise
+    its text. A pair longer than ``max_length`` loses the end of its completion (eos first).
     """
     if len(prompts) != len(completions):
         raise ValueError(f"{len(prompts)} prompts but {len(completions)} completions")
     eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
     pairs = []
-    for prompt, completion in zip(prompts, completions):
+    for prompt, completion, ids in zip(prompts, completions, completion_ids or [None] * len(prompts)):
         p = tokenizer(format_prompt(tokenizer, prompt), add_special_tokens=False)["input_ids"]
         if not p:
             raise ValueError(f"prompt {prompt!r} has no tokens: nothing predicts the completion's first token")
-        c = tokenizer(completion, add_special_tokens=False)["input_ids"] + eos
+        c = list(ids) if ids is not None else tokenizer(completion, add_special_tokens=False)["input_ids"] + eos
         pairs.append((p, c[: max(0, max_length - len(p))]))
     return pairs
 
@@ -157,14 +166,16 @@ def pad_rows(rows: Sequence[Tensor], T: int) -> Tensor:
 
 
 class TokenizedRollouts:
-    """A round's rollouts tokenised once; :meth:`batch` collates any subset of them."""
+    """A round's rollouts tokenised once (each on its sampled ``token_ids`` where it has them,
+    else on its re-tokenised text); :meth:`batch` collates any subset of them."""
 
     def __init__(self, loaded: LoadedModel, rollouts: Sequence[Rollout], max_length: int,
                  schema: dict[str, Any] | None = None):
         """``schema``: the self-edit schema the rollouts were sampled under (``context.edit_schema``);
         every log-prob computed from :meth:`batch` is then that of the constrained distribution."""
         self.rollouts = list(rollouts)
-        self.pairs = tokenize_pairs(loaded.tokenizer, [r.prompt for r in rollouts], [r.edit for r in rollouts], max_length)
+        self.pairs = tokenize_pairs(loaded.tokenizer, [r.prompt for r in rollouts], [r.edit for r in rollouts], max_length,
+                                    [getattr(r, "token_ids", None) for r in rollouts])
         self.allowed = schema_masks(schema, loaded.tokenizer, self.pairs)
         tok = loaded.tokenizer
         self.pad_id = tok.pad_token_id if tok.pad_token_id is not None else 0
@@ -195,21 +206,43 @@ def rollout_logprobs(model: Any, data: TokenizedRollouts, idx: Sequence[int], ba
 
 def old_logprobs(model: Any, data: TokenizedRollouts, batch_size: int,
                  computed: Sequence[Tensor] | None = None) -> list[Tensor]:
-    """The log-probs each rollout was sampled with: stored ones where their length fits, the
-    current ``model``'s otherwise (call before the first update step, so that model is the
-    policy that wrote them; pass ``computed`` if you already have them). A stored list of the
-    wrong length is recomputed with a warning."""
+    """The log-probs each rollout was sampled with: stored ones where their length fits (the
+    sampler's own for rollouts with ``token_ids``, cut where ``max_length`` cut the tokens), the
+    current ``model``'s at temperature 1 otherwise (call before the first update step, so that
+    model is the policy that wrote them; pass ``computed`` if you already have them). A stored
+    list of the wrong length is recomputed with a warning."""
     found: list[Tensor | None] = []
     for i, r in enumerate(data.rollouts):
-        if r.logprobs is not None and len(r.logprobs) != data.n_tokens(i):
+        stored, n = r.logprobs, data.n_tokens(i)
+        ids = getattr(r, "token_ids", None)
+        if stored is not None and ids is not None and len(stored) == len(ids) >= n:
+            stored = stored[:n]  # the sampled tokens, cut by max_length: their prefix's log-probs
+        if stored is not None and len(stored) != n:
             log.warning("stored logprobs do not match the completion's tokens; recomputing",
-                        task_id=r.task_id, edit_index=r.edit_index, stored=len(r.logprobs),
-                        tokens=data.n_tokens(i))
+                        task_id=r.task_id, edit_index=r.edit_index, stored=len(stored), tokens=n)
             found.append(None)
         else:
-            found.append(None if r.logprobs is None else torch.tensor(r.logprobs, dtype=torch.float32, device=data.device))
+            found.append(None if stored is None else torch.tensor(stored, dtype=torch.float32, device=data.device))
     missing = [i for i, lp in enumerate(found) if lp is None]
     fresh = [computed[i] for i in missing] if computed is not None else rollout_logprobs(model, data, missing, batch_size)
     for i, lp in zip(missing, fresh):
         found[i] = lp
     return found  # type: ignore[return-value]
+
+
+def sampled_logprobs(loaded: LoadedModel, prompt: str, edits: Sequence[str],
+                     schema: dict[str, Any] | None = None) -> list[tuple[list[int] | None, list[float]]]:
+    """(token ids, per-token log-probs) of each of ``edits`` (written by ``loaded`` for ``prompt``)
+    as the rollout stores them: the sampler's own for a :class:`seal_core.SampledEdit`; for a
+    plain string, None and the log-probs of its re-tokenised text plus eos under ``loaded`` at
+    temperature 1 (:func:`completion_logprobs`, under ``schema``)."""
+    out: list[tuple[list[int] | None, list[float]] | None] = [
+        (list(e.token_ids), list(e.logprobs)) if getattr(e, "token_ids", None) is not None else None for e in edits]
+    todo = [i for i, pair in enumerate(out) if pair is None]
+    if todo:
+        with torch.no_grad():
+            logp, mask = completion_logprobs(loaded.model, loaded.tokenizer, [prompt] * len(todo),
+                                             [str(edits[i]) for i in todo], schema=schema)
+        for i, row, keep in zip(todo, logp.tolist(), mask.tolist()):
+            out[i] = (None, [v for v, m in zip(row, keep) if m])
+    return out  # type: ignore[return-value]

@@ -112,9 +112,15 @@ class Rollout:
     score_after: float
     reward: float
     details: dict[str, Any] = field(default_factory=dict)
-    #: per-token log-probabilities of ``edit`` under the policy that wrote it, computed with
-    #: :func:`seal_core.logprobs.completion_logprobs`; filled in when the algorithm asks for them
+    #: per-token log-probabilities of the self-edit under the policy that wrote it, filled in when
+    #: the algorithm asks for them: the sampler's own (of ``token_ids``, under the distribution it
+    #: drew from) where the generator reports them, else computed from ``edit`` with
+    #: :func:`seal_core.logprobs.completion_logprobs`
     logprobs: list[float] | None = None
+    #: the completion token ids the sampler drew (eos included where it ended there), when the
+    #: generator reports them (:class:`SampledEdit`); None: the log-probs are of ``edit``
+    #: re-tokenised with an eos appended. Rows written before this field load with None
+    token_ids: list[int] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -128,11 +134,30 @@ class Rollout:
             "reward": self.reward,
             "details": self.details,
             "logprobs": self.logprobs,
+            "token_ids": self.token_ids,
         }
 
     @classmethod
     def from_json(cls, row: dict[str, Any]) -> "Rollout":
         return cls(**row)
+
+
+class SampledEdit(str):
+    """A self-edit's text that also carries what the sampler drew: ``token_ids`` and their
+    ``logprobs`` under the distribution they were drawn from (after temperature, top-p and any
+    schema mask). An :class:`~seal_core.EditGenerator` may return these instead of plain strings;
+    the engine then stores them with the rollout instead of recomputing log-probs from the text."""
+
+    token_ids: list[int]
+    logprobs: list[float]
+
+    def __new__(cls, text: str, token_ids: list[int], logprobs: list[float]) -> "SampledEdit":
+        edit = super().__new__(cls, text)
+        edit.token_ids, edit.logprobs = list(token_ids), list(logprobs)
+        return edit
+
+    def __reduce__(self) -> tuple[Any, ...]:  # pickled whole (gathered across ranks)
+        return SampledEdit, (str(self), self.token_ids, self.logprobs)
 
 
 @dataclass(frozen=True)
