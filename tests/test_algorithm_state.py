@@ -12,6 +12,8 @@ from seal_core.cli import main
 from seal_core.runstore import RunStore
 from seal_plugins.ppo import PPO
 
+from run_args import Killed, run_args  # tests/run_args.py
+
 CONFIG = [
     "model.policy=tiny-random", "rounds=2", "edits_per_task=2", "domain.train_limit=2",
     "domain.eval_limit=1", "generator.max_new_tokens=8", "inner.epochs=1", "checkpoint=none",
@@ -20,15 +22,8 @@ CONFIG = [
 ]
 
 
-class Killed(BaseException):
-    """Stands for SIGKILL."""
-
-
 def _args(run_dir: Path) -> list[str]:
-    args = ["run", "--run-dir", str(run_dir)]
-    for item in CONFIG:
-        args += ["--set", item]
-    return args
+    return run_args(run_dir, CONFIG)
 
 
 def _record_heads(monkeypatch) -> dict[int, dict[str, torch.Tensor]]:

@@ -20,6 +20,8 @@ import pytest
 from seal_core.cli import main
 from seal_core.runstore import RunStore
 
+from run_args import Killed, run_args  # tests/run_args.py
+
 CONFIG = [
     "model.policy=tiny-random", "rounds=2", "edits_per_task=2", "domain.train_limit=2",
     "domain.eval_limit=2", "generator.max_new_tokens=8", "inner.epochs=1",
@@ -28,15 +30,8 @@ CONFIG = [
 ]
 
 
-class Killed(BaseException):
-    """Stands for SIGKILL: nothing after the raise point runs, nothing catches it."""
-
-
 def _args(run_dir: Path) -> list[str]:
-    args = ["run", "--run-dir", str(run_dir)]
-    for item in CONFIG:
-        args += ["--set", item]
-    return args
+    return run_args(run_dir, CONFIG)
 
 
 def _rows(path: Path) -> list[dict]:
