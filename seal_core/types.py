@@ -156,7 +156,7 @@ class SampledEdit(str):
         edit.token_ids, edit.logprobs = list(token_ids), list(logprobs)
         return edit
 
-    def __reduce__(self) -> tuple[Any, ...]:  # pickled whole (gathered across ranks)
+    def __reduce__(self) -> tuple[Any, ...]:  # so that gathering edits across ranks keeps ids and log-probs
         return SampledEdit, (str(self), self.token_ids, self.logprobs)
 
 
