@@ -160,7 +160,8 @@ class Adapter:
     # -- 2. learning -----------------------------------------------------------------------------
 
     def training_set(self, task: TaskInstance, edit: str) -> TrainingSet | None:
-        """The domain's training set of the self-edit; None (reported) when it is unusable."""
+        """The domain's training set of the self-edit, with the inner loop's randomness seeded for
+        this document (run seed and task id); None (reported) when it is unusable."""
         if not edit.strip():
             self.skip(task.id, "the policy wrote an empty self-edit")
             return None
@@ -172,6 +173,7 @@ class Adapter:
         if not data:
             self.skip(task.id, "the self-edit yields no training text")
             return None
+        seed_all(derive_seed(self.config.run.seed, "adapt", task.id))
         return data
 
     def learn_each(self, student: LoadedModel, tasks: list[TaskInstance], edits: dict[str, str]) -> list[str]:
@@ -185,7 +187,6 @@ class Adapter:
             data = self.training_set(task, edits[task.id])
             if data is None:
                 continue
-            seed_all(derive_seed(self.config.run.seed, "adapt", task.id))
             try:
                 with self.updater.adapted(student, data) as adapted:
                     save_peft_adapter(adapted.model, target, base_model_path(student.spec), self.updater.name,
@@ -211,7 +212,6 @@ class Adapter:
             data = self.training_set(task, edits[task.id])
             if data is None:
                 continue
-            seed_all(derive_seed(self.config.run.seed, "adapt", task.id))
             try:
                 self.updater.adapt(student, data)
                 self.updater.merge(student)
