@@ -140,13 +140,17 @@ def score_table(runs: dict[int, Path], field: str = "score_after", rnd: int | No
     return table, questions
 
 
+def common_rounds(runs: dict[int, Path]) -> list[int]:
+    """The rounds whose held-out evaluations every run has written."""
+    rows = {seed: read_jsonl(d / "evaluations.jsonl") for seed, d in runs.items()}
+    return sorted(set.intersection(*({r["round"] for r in rs} for rs in rows.values()))) if rows else []
+
+
 def round_intervals(runs: dict[int, Path]) -> list[tuple[int, float, float]]:
     """(round, low, high) of the held-out score's 95% interval at every round all seeds reached
     (the error bars of the plots)."""
-    rows = {seed: read_jsonl(d / "evaluations.jsonl") for seed, d in runs.items()}
-    rounds = set.intersection(*({r["round"] for r in rs} for rs in rows.values())) if rows else set()
     out = []
-    for rnd in sorted(rounds):
+    for rnd in common_rounds(runs):
         table, _ = score_table(runs, rnd=rnd)
         if len(table) > 1:
             found = bootstrap_interval(table)
@@ -154,24 +158,28 @@ def round_intervals(runs: dict[int, Path]) -> list[tuple[int, float, float]]:
     return out
 
 
-def interval_table(rows: dict[str, tuple[dict[int, Path], str]], against: str) -> str:
-    """Markdown: per row (label -> (runs, field)), the mean held-out score with its 95% interval
-    and the paired difference from row ``against``, and what each rests on."""
-    tables = {label: score_table(runs, field) for label, (runs, field) in rows.items()}
+def interval_table(rows: dict[str, tuple], against: str | list[str]) -> str:
+    """Markdown: per row (label -> ``(runs, field)``, or ``(runs, field, round)`` for a round
+    other than each run's last), the mean held-out score with its 95% interval, the paired
+    difference from each row named in ``against``, and what each rests on."""
+    refs = [against] if isinstance(against, str) else list(against)
+    tables = {label: score_table(*row) for label, row in rows.items()}
     common = set.intersection(*(set(t) for t, _ in tables.values()))  # seeds every row has finished
     tables = {label: ({s: t[s] for s in sorted(common)}, q) for label, (t, q) in tables.items()}
-    head = f"| variant | score, mean [95% CI] | minus {against} [95% CI] | beyond noise | seeds × passages (questions) |"
-    lines = [head, "|---|---:|---:|:---:|---|"]
-    ref = tables.get(against, ({}, 0))[0]
+    head = "| variant | score, mean [95% CI] | " + "".join(f"minus {r} [95% CI] | beyond noise | " for r in refs)
+    lines = [head + "seeds × passages (questions) |", "|---|---:|" + "---:|:---:|" * len(refs) + "---|"]
     for label, (table, questions) in tables.items():
         if not table:
             continue
         score = bootstrap_interval(table)
-        if label != against and ref:
-            diff = paired_interval(table, ref)
-            diff_cells = [str(diff), "yes" if diff.excludes_zero else "no"]
-        else:
-            diff_cells = ["—", "—"]
+        diff_cells = []
+        for ref_label in refs:
+            ref = tables.get(ref_label, ({}, 0))[0]
+            if label != ref_label and ref:
+                diff = paired_interval(table, ref)
+                diff_cells += [str(diff), "yes" if diff.excludes_zero else "no"]
+            else:
+                diff_cells += ["—", "—"]
         rests = f"{score.seeds} × {score.passages}" + (f" ({questions} per seed)" if questions else "")
         lines.append("| " + " | ".join([label, str(score), *diff_cells, rests]) + " |")
     return "\n".join(lines)

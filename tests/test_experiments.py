@@ -177,3 +177,29 @@ def test_baselines_over_seeds_report_intervals(tmp_path):
     intervals = [l for l in text.splitlines() if l.startswith("| no-adaptation") or l.startswith("| self-edits")]
     assert len(intervals) == 2 and all("2 × 2" in l for l in intervals)
     assert json.loads((out / "command.json").read_text())["options"]["seeds"] == "0,1"
+
+
+def test_baselines_report_seal_round_by_round_against_round_0_and_passage_only(tmp_path):
+    """Over seeds, SEAL's held-out score at every round it finished at all seeds, each paired with
+    its round 0 and with passage-only; a seed still in progress is left out of that table."""
+    from seal_core.baselines import seed_intervals
+
+    def run(name, seed, per_round):
+        d = tmp_path / name / f"seed{seed}"
+        d.mkdir(parents=True)
+        evals = [{"round": r, "task_id": p, "score_before": 0.0, "score_after": v, "details": {}}
+                 for r, scores in enumerate(per_round) for p, v in zip(("p1", "p2"), scores)]
+        (d / "evaluations.jsonl").write_text("".join(json.dumps(e) + "\n" for e in evals))
+        (d / "metrics.jsonl").write_text("".join(json.dumps({"round": r}) + "\n" for r in range(len(per_round))))
+        return d
+
+    results = {"passage-only": {"runs": {0: run("passage-only", 0, [[0.5, 0.5]]), 1: run("passage-only", 1, [[0.5, 0.5]])}},
+               "seal": {"runs": {0: run("seal", 0, [[0.2, 0.4], [0.6, 0.8]]), 1: run("seal", 1, [[0.2, 0.4], [0.6, 0.8]]),
+                                 2: run("seal", 2, [[0.0, 0.0]])}}}  # seed 2: round 1 not reached
+    text = seed_intervals(results, "passage-only")
+    by_round = text[text.index("SEAL round by round"):].splitlines()
+    assert "minus seal round 0 [95% CI]" in by_round[2] and "minus passage-only [95% CI]" in by_round[2]
+    row0, row1 = (next(l for l in by_round if l.startswith(f"| seal round {r} ")) for r in (0, 1))
+    # every seed agrees, so each interval collapses to its mean: round 1 - round 0 = 0.4, round 1 - passage-only = 0.2
+    assert row0.startswith("| seal round 0 | 0.300 [0.200, 0.400] | — | — | -0.200 [-0.300, -0.100] | yes | 2 × 2 |")
+    assert row1.startswith("| seal round 1 | 0.700 [0.600, 0.800] | 0.400 [0.400, 0.400] | yes | 0.200 [0.100, 0.300] | yes | 2 × 2 |")
