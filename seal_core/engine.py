@@ -201,8 +201,10 @@ class Engine:
             self.stop.check()  # the same point on every rank, after the wave's rows are stored
 
     def inner_seed(self, rnd: int, item: EditItem) -> int:
-        """The seed of an item's inner loop (data order, adapter randomness)."""
-        return derive_seed(self.config.run.seed, "inner", rnd, item.task.id, item.index)
+        """The seed of an item's inner loop (data order, adapter randomness). A held-out self-edit
+        (index -1) trains from round 0's seed at every round, so an unchanged self-edit scores the
+        same in every round and a change between rounds is the policy's (common random numbers)."""
+        return derive_seed(self.config.run.seed, "inner", rnd if item.index >= 0 else 0, item.task.id, item.index)
 
     def score_edit(self, rnd: int, item: EditItem, student: LoadedModel, evaluator: Evaluator | None = None) -> ScoredEdit:
         """Adapt the student on the edit, score it, reset. A rejected edit scores as unadapted."""

@@ -312,3 +312,21 @@ def test_model_errors_surface_before_the_run_dir_is_created(tmp_path, capsys, cl
     assert rc == 2
     assert override.split("=", 1)[1] in capsys.readouterr().err
     assert not run_dir.exists() or not any(run_dir.iterdir())
+
+
+def test_an_unchanged_held_out_self_edit_scores_the_same_every_round(tmp_path):
+    """Held-out adaptations train from round 0's seed in every round (common random numbers): with
+    no RL update the greedy self-edits repeat, and so does every held-out score, to the last digit
+    of the dense score; the training rollouts still draw a new seed each round."""
+    run_dir = tmp_path / "run"
+    args = ["run", "--run-dir", str(run_dir), "--set", "model.policy=tiny-random", "--set", "rounds=2",
+            "--set", "algorithm.name=none", "--set", "evaluator.name=answer-likelihood", "--set", "domain.eval_limit=2",
+            "--set", "domain.train_limit=1", "--set", "edits_per_task=1", "--set", "generator.max_new_tokens=12",
+            "--set", "inner.epochs=2", "--set", "checkpoint=none"]
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main(args) == 0
+    logs.configure()
+    evals = read_jsonl(run_dir / "evaluations.jsonl")
+    by_round = [{e["task_id"]: (e["edit"], e["score_after"]) for e in evals if e["round"] == r} for r in range(3)]
+    assert by_round[0] == by_round[1] == by_round[2] and len(by_round[0]) == 2
+    assert len({e["score_after"] for e in evals} | {e["score_before"] for e in evals}) > 1  # the scores are not all one value
