@@ -355,11 +355,16 @@ def resolve(raw: dict[str, Any], registry: Any) -> Config:
         component = registry.get(kind, name, key=f"{section}.name")
         opts_cls = getattr(component, "Options", None)
         opt_names = [f.name for f in dataclasses.fields(opts_cls)] if opts_cls else []
-        core = build_dataclass(
-            core_cls, {k: v for k, v in values.items() if k in core_names}, section, tuple(opt_names)
-        )
-        opt_values = {k: v for k, v in values.items() if k not in core_names}
-        opts = build_dataclass(opts_cls, opt_values, section, tuple(core_names)) if opts_cls else None
+        try:
+            core = build_dataclass(core_cls, values, section, tuple(opt_names))
+            opt_values = {k: v for k, v in values.items() if k not in core_names}
+            opts = build_dataclass(opts_cls, opt_values, section, tuple(core_names)) if opts_cls else None
+        except ConfigError as exc:
+            if not str(exc).startswith("Unknown config key"):
+                raise
+            raise ConfigError(f"{exc} Those are the keys of {section}.name={name!r}; options written for another "
+                              f"{kind.replace('_', ' ')} (for example in the config file, before --set {section}.name="
+                              f"{name} replaced it) are refused, not dropped: remove them from the file.") from None
         for f in dataclasses.fields(opts) if opts is not None else ():
             if "component" in f.metadata:  # an option that names a component of another kind
                 registry.get(f.metadata["component"], getattr(opts, f.name), key=f"{section}.{f.name}")

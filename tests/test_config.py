@@ -206,6 +206,19 @@ def test_unknown_section_key_names_full_key_and_lists_allowed(registry):
         assert allowed in allowed_part
 
 
+def test_options_of_a_replaced_component_are_named_as_such(registry):
+    """A config file's options for rest-em, then --set algorithm.name=none: the message says which
+    component the keys were checked against and what to do."""
+    with pytest.raises(ConfigError) as info:
+        _resolve(registry, "algorithm.keep_top=1", "algorithm.name=none")
+    message = str(info.value)
+    assert "Unknown config key 'algorithm.keep_top'" in message
+    assert "algorithm.name='none'" in message and "remove them from the file" in message
+    with pytest.raises(ConfigError) as info:  # a bad value of the right component: no such advice
+        _resolve(registry, "inner.epochs=0")
+    assert "remove them" not in str(info.value)
+
+
 def test_unknown_model_key(registry):
     with pytest.raises(ConfigError) as info:
         _resolve(registry, "model.polcy=tiny-random")
