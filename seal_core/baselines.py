@@ -12,7 +12,7 @@ directory (``seal-run run --config DIR/VARIANT/config.yaml`` repeats it):
 | --- | --- | --- |
 | no adaptation | ``passage-only`` | its ``eval base`` (the student as loaded) |
 | passage only | ``passage-only`` | generator ``empty``: the passage is the only training text |
-| passage + own self-edits | ``self-edits`` | the config's generator, ``rounds=0`` (no RL) |
+| passage + own self-edits | ``self-edits`` | the config's generator, ``rounds=0`` (no RL); with ``--seal-rounds``, the ``seal`` run's round 0 (the same computation) |
 | passage + edits from a file | ``from-file`` | generator ``from-file`` on ``--edits-file`` (e.g. GPT-4.1's) |
 | SEAL after N rounds | ``seal`` | the config with ``rounds=N`` (``--seal-rounds``), or a finished run (``--seal-run``) |
 
@@ -52,8 +52,9 @@ def baseline_configs(config_file: str | None, overrides: list[str], registry: An
     fixed = {"rounds": 0, "checkpoint": "none", "algorithm": {"name": "none"}}
     raws = {
         "passage-only": {**copy.deepcopy(base), **fixed, "generator": {"name": "empty"}},
-        "self-edits": {**copy.deepcopy(base), **fixed},
     }
+    if not seal_rounds:  # else the self-edits row is the seal run's round 0: the same seed, self-edits and adaptations
+        raws["self-edits"] = {**copy.deepcopy(base), **fixed}
     if edits_file:
         raws["from-file"] = {**copy.deepcopy(base), **fixed, "generator": {"name": "from-file", "path": edits_file}}
     if seal_rounds:
@@ -86,18 +87,20 @@ def baselines_table(results: dict[str, dict[str, Any]], experiment: str, out_dir
     paper_title, paper = PAPER.get(experiment, ("", [None] * 5))
     first = lambda name: results[name]["metrics"][0] if name in results else None  # noqa: E731
     seal_metrics = seal["metrics"][-1] if seal else None
-    where = {"passage-only": out_dir / "passage-only", "self-edits": out_dir / "self-edits",
+    own = "self-edits" if "self-edits" in results else "seal"  # --seal-rounds: the seal run's round 0
+    where = {"passage-only": out_dir / "passage-only", "self-edits": out_dir / own,
              "from-file": out_dir / "from-file", "seal": seal["run_dir"] if seal else None}
     rows = [("no adaptation", _cells(first("passage-only"), "base"), "passage-only"),
             ("passage only", _cells(first("passage-only"), "adapted"), "passage-only"),
-            ("passage + own self-edits (no RL)", _cells(first("self-edits"), "adapted"), "self-edits"),
+            ("passage + own self-edits (no RL)", _cells(first(own), "adapted"), "self-edits"),
             ("passage + self-edits from file", _cells(first("from-file"), "adapted"), "from-file"),
             (f"SEAL after {seal_metrics['round']} rounds" if seal_metrics else "SEAL", _cells(seal_metrics, "adapted"), "seal")]
     head = f"| baseline | paper ({paper_title}) | score | F1 | run |" if paper_title else "| baseline | score | F1 | run |"
     lines = [head, "|---|" + "---:|" * (head.count("|") - 3) + "---|"]
     for (label, cells, variant), ref in zip(rows, paper):
         run = where[variant]
-        run_cell = f"`{run}`" if run is not None and (variant == "seal" or variant in results) else "not run"
+        ran = variant == "seal" or variant in results or (variant == "self-edits" and own in results)
+        run_cell = f"`{run}`" + (" (round 0)" if variant == "self-edits" and own == "seal" else "") if run is not None and ran else "not run"
         paper_cell = [f"{ref:.1f}%" if ref is not None else "-"] if paper_title else []
         lines.append("| " + " | ".join([label, *paper_cell, *cells, run_cell]) + " |")
     notes = []
@@ -118,7 +121,11 @@ def seed_intervals(results: dict[str, dict[str, Any]], against: str) -> str:
     rows = {}
     if "passage-only" in results:
         rows["no-adaptation"] = (results["passage-only"]["runs"], "score_before")
-    rows |= {name: (r["runs"], "score_after") for name, r in results.items()}
+    rows |= {name: (r["runs"], "score_after") for name, r in results.items() if name != "seal"}
+    if "seal" in results:
+        if "self-edits" not in results:
+            rows["self-edits"] = (results["seal"]["runs"], "score_after", 0)
+        rows["seal"] = (results["seal"]["runs"], "score_after")
     text = (f"Each score above is the mean over {max(len(r['runs']) for r in results.values())} seeds. Over "
             f"seeds and passages:\n\n{interval_table(rows, against)}\n\n{INTERVALS_NOTE}\n\n")
     reached = {s: len(read_jsonl(d / "metrics.jsonl")) for s, d in results.get("seal", {}).get("runs", {}).items()}

@@ -117,16 +117,18 @@ def test_baselines_in_one_command(tmp_path):
         args += ["--set", s]
     assert main(args) == 0
     logs.configure()
-    for variant in ("passage-only", "self-edits", "from-file", "seal"):
+    for variant in ("passage-only", "from-file", "seal"):
         assert (out / variant / "metrics.jsonl").is_file()
+    assert not (out / "self-edits").exists()  # with --seal-rounds that row is the seal run's round 0, not run twice
     text = (out / "baselines.md").read_text()
     table = [line for line in text.splitlines() if line.startswith("| ")]
     assert len(table) == 6 and "paper (single passage, LoRA)" in table[0]
     assert table[1].startswith("| no adaptation | 32.7% |") and table[5].startswith("| SEAL after 1 rounds | 47.0% |")
     assert "not run" not in text
     # the rows are the runs' own numbers, on the same passages
-    m = {v: rows(out / v / "metrics.jsonl") for v in ("passage-only", "self-edits", "from-file", "seal")}
+    m = {v: rows(out / v / "metrics.jsonl") for v in ("passage-only", "from-file", "seal")}
     assert f"| {m['passage-only'][0]['eval_base']:.3f} |" in table[1]
+    assert f"| {m['seal'][0]['eval_adapted']:.3f} |" in table[3] and f"`{out / 'seal'}` (round 0)" in table[3]
     assert f"| {m['seal'][-1]['eval_adapted']:.3f} |" in table[5]
     assert "seal-run run --config" in text and "from-file/config.yaml" in text
     cfg = (out / "passage-only" / "config.yaml").read_text()
