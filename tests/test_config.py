@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import textwrap
+from pathlib import Path
 
 import pytest
 import yaml
@@ -437,3 +438,10 @@ def test_non_mapping_component_section_is_a_config_error(registry, raw):
     with pytest.raises(ConfigError) as info:
         resolve(raw, registry)
     assert f"'{section}'" in str(info.value)
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).parents[1] / "configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_config_resolves(registry, path):
+    """The configs the docs point at load and validate (a renamed option would otherwise surface
+    only when a user runs them)."""
+    resolve(load_raw(str(path), []), registry)
