@@ -74,6 +74,13 @@ def finished_seal_run(run_dir: Path) -> dict[str, Any]:
     return {"metrics": metrics, "run_dir": run_dir, "eval_ids": _eval_ids(run_dir, metrics[-1]["round"])}
 
 
+def own_edits_variant(results: dict[str, dict[str, Any]]) -> str | None:
+    """The variant whose round 0 is the "passage + own self-edits" row: ``self-edits`` (a run with
+    ``rounds=0``), or with ``--seal-rounds`` the ``seal`` run, whose round 0 is the same computation
+    (same seed, self-edits and adaptations); None when neither ran."""
+    return next((name for name in ("self-edits", "seal") if name in results), None)
+
+
 def _cells(metric: dict[str, Any] | None, prefix: str) -> list[str]:
     if metric is None:
         return ["-", "-"]
@@ -87,8 +94,8 @@ def baselines_table(results: dict[str, dict[str, Any]], experiment: str, out_dir
     paper_title, paper = PAPER.get(experiment, ("", [None] * 5))
     first = lambda name: results[name]["metrics"][0] if name in results else None  # noqa: E731
     seal_metrics = seal["metrics"][-1] if seal else None
-    own = "self-edits" if "self-edits" in results else "seal"  # --seal-rounds: the seal run's round 0
-    where = {"passage-only": out_dir / "passage-only", "self-edits": out_dir / own,
+    own = own_edits_variant(results)
+    where = {"passage-only": out_dir / "passage-only", "self-edits": out_dir / own if own else None,
              "from-file": out_dir / "from-file", "seal": seal["run_dir"] if seal else None}
     rows = [("no adaptation", _cells(first("passage-only"), "base"), "passage-only"),
             ("passage only", _cells(first("passage-only"), "adapted"), "passage-only"),
@@ -99,7 +106,7 @@ def baselines_table(results: dict[str, dict[str, Any]], experiment: str, out_dir
     lines = [head, "|---|" + "---:|" * (head.count("|") - 3) + "---|"]
     for (label, cells, variant), ref in zip(rows, paper):
         run = where[variant]
-        ran = variant == "seal" or variant in results or (variant == "self-edits" and own in results)
+        ran = variant == "seal" or variant in results or (variant == "self-edits" and own is not None)
         run_cell = f"`{run}`" + (" (round 0)" if variant == "self-edits" and own == "seal" else "") if run is not None and ran else "not run"
         paper_cell = [f"{ref:.1f}%" if ref is not None else "-"] if paper_title else []
         lines.append("| " + " | ".join([label, *paper_cell, *cells, run_cell]) + " |")
@@ -122,9 +129,9 @@ def seed_intervals(results: dict[str, dict[str, Any]], against: str) -> str:
     if "passage-only" in results:
         rows["no-adaptation"] = (results["passage-only"]["runs"], "score_before")
     rows |= {name: (r["runs"], "score_after") for name, r in results.items() if name != "seal"}
+    if own_edits_variant(results) == "seal":
+        rows["self-edits"] = (results["seal"]["runs"], "score_after", 0)
     if "seal" in results:
-        if "self-edits" not in results:
-            rows["self-edits"] = (results["seal"]["runs"], "score_after", 0)
         rows["seal"] = (results["seal"]["runs"], "score_after")
     text = (f"Each score above is the mean over {max(len(r['runs']) for r in results.values())} seeds. Over "
             f"seeds and passages:\n\n{interval_table(rows, against)}\n\n{INTERVALS_NOTE}\n\n")

@@ -33,8 +33,12 @@ def _words(edit: str) -> int:
     return len(edit.split())
 
 
+def _nonempty_lines(edit: str) -> list[str]:
+    return [line.strip() for line in edit.splitlines() if line.strip()]
+
+
 def _lines(edit: str) -> int:
-    return sum(1 for line in edit.splitlines() if line.strip())
+    return len(_nonempty_lines(edit))
 
 
 def round_rows(rollouts: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -83,7 +87,7 @@ def report(run_dirs: list[Path]) -> str:
         group = sorted((r for r in in_round if r["task_id"] == task), key=lambda r: r["reward"])
         lines += ["", f"Round {rnd}, task {task} ({len(group)} self-edits):"]
         for label, r in (("best", group[-1]), ("worst", group[0])) if len(group) > 1 else (("only", group[0]),):
-            lines.append(f"- {label}, reward {r['reward']:.3f}: " + " / ".join(l.strip() for l in r["edit"].splitlines() if l.strip()))
+            lines.append(f"- {label}, reward {r['reward']:.3f}: " + " / ".join(_nonempty_lines(r["edit"])))
     return "\n".join(lines)
 
 
