@@ -95,8 +95,9 @@ def baselines_table(results: dict[str, dict[str, Any]], experiment: str, out_dir
     first = lambda name: results[name]["metrics"][0] if name in results else None  # noqa: E731
     seal_metrics = seal["metrics"][-1] if seal else None
     own = own_edits_variant(results)
-    where = {"passage-only": out_dir / "passage-only", "self-edits": out_dir / own if own else None,
-             "from-file": out_dir / "from-file", "seal": seal["run_dir"] if seal else None}
+    dir_if_run = lambda name: out_dir / name if name in results else None  # noqa: E731
+    where = {"passage-only": dir_if_run("passage-only"), "self-edits": dir_if_run(own) if own else None,
+             "from-file": dir_if_run("from-file"), "seal": seal["run_dir"] if seal else None}
     rows = [("no adaptation", _cells(first("passage-only"), "base"), "passage-only"),
             ("passage only", _cells(first("passage-only"), "adapted"), "passage-only"),
             ("passage + own self-edits (no RL)", _cells(first(own), "adapted"), "self-edits"),
@@ -106,8 +107,7 @@ def baselines_table(results: dict[str, dict[str, Any]], experiment: str, out_dir
     lines = [head, "|---|" + "---:|" * (head.count("|") - 3) + "---|"]
     for (label, cells, variant), ref in zip(rows, paper):
         run = where[variant]
-        ran = variant == "seal" or variant in results or (variant == "self-edits" and own is not None)
-        run_cell = f"`{run}`" + (" (round 0)" if variant == "self-edits" and own == "seal" else "") if run is not None and ran else "not run"
+        run_cell = f"`{run}`" + (" (round 0)" if variant == "self-edits" and own == "seal" else "") if run is not None else "not run"
         paper_cell = [f"{ref:.1f}%" if ref is not None else "-"] if paper_title else []
         lines.append("| " + " | ".join([label, *paper_cell, *cells, run_cell]) + " |")
     notes = []
