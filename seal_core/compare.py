@@ -72,11 +72,14 @@ def resolve_all(config_file: str | None, overrides: list[str], algorithms: list[
     return configs
 
 
+ROUND_0 = "round 0 (no update)"
+
+
 def comparison_table(results: dict[str, dict[str, Any]]) -> str:
     """Markdown: one row per algorithm."""
     rounds = max(len(r["metrics"]) for r in results.values())
     head = ["algorithm", *[f"eval r{i}" for i in range(rounds)], "best round", "mean train reward",
-            "wall time (s)", "inner evaluations"]
+            "seconds", "inner evaluations"]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
     for name, r in results.items():
         evals = [m.get("eval_adapted") for m in r["metrics"]]
@@ -96,15 +99,23 @@ def write_comparison(out_dir: Path, results: dict[str, dict[str, Any]], title: s
     seeds = max(len(r["runs"]) for r in results.values())
     intervals = ""
     if seeds > 1:
+        reference = against or next(iter(results))
         rows = {name: (r["runs"], "score_after") for name, r in results.items()}
+        refs = [reference]
+        if max(len(r["metrics"]) for r in results.values()) > 1:
+            # round 0 is the same for every algorithm (same policy, seeds and held-out self-edits), so the
+            # reference's round 0 pairs with each algorithm: what its updates changed
+            rows[ROUND_0] = ((results.get(reference) or next(iter(results.values())))["runs"], "score_after", 0)
+            refs.append(ROUND_0)
         intervals = (f"Held-out score after the last round, over seeds and passages:\n\n"
-                     f"{interval_table(rows, against or next(iter(results)))}\n\n{INTERVALS_NOTE}\n\n")
+                     f"{interval_table(rows, refs)}\n\n{INTERVALS_NOTE}\n\n")
     text = (
         f"# {title}\n\n{table}\n\n"
         + (f"Each cell is the mean over {seeds} seeds.\n\n" if seeds > 1 else "")
         + "eval rN: held-out score after a greedy self-edit of the policy at round N (round 0 is "
         "before any update, the same for every algorithm). mean train reward: the mean "
-        "improvement of the sampled self-edits over all training rounds. inner evaluations: "
+        "improvement of the sampled self-edits over all training rounds. seconds: the rounds' own time, "
+        "summed over seeds (model loading excluded). inner evaluations: "
         "adapt-and-score operations the run spent (the budget, equal across algorithms).\n\n"
         + intervals + "![eval score per round](comparison.png)\n"
     )

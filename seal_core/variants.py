@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import statistics
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -110,10 +109,11 @@ def run_variants(configs: dict[str, Config], registry: Any, out_dir: Path, stop:
         per_seed, runs, seconds = [], {}, 0.0
         for seed in seeds or [None]:
             run_dir = run_dir_of(out_dir, name, seed)
-            started = time.time()
-            per_seed.append(run_one(config if seed is None else with_seed(config, seed), registry, run_dir, stop,
-                                    out_dir / "log.jsonl"))
-            seconds += time.time() - started
+            metrics = run_one(config if seed is None else with_seed(config, seed), registry, run_dir, stop,
+                              out_dir / "log.jsonl")
+            per_seed.append(metrics)
+            # the rounds' own timings: a run finished by an earlier invocation keeps its time
+            seconds += sum(m.get("seconds", 0.0) for m in metrics)
             runs[config.run.seed if seed is None else seed] = run_dir
             results[name] = {"metrics": mean_metrics(per_seed), "seconds": seconds, "runs": dict(runs),
                              "inner_evaluations": sum(inner_evaluations(d) for d in runs.values())}

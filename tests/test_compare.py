@@ -93,10 +93,15 @@ def test_seeds_give_intervals_and_a_resumed_command_skips_finished_runs(tmp_path
     assert seeds == [0, 1]
     text = (out / "comparison.md").read_text()
     assert "mean over 2 seeds" in text and "minus none [95% CI]" in text and "2 × 2" in text
+    assert "| round 0 (no update) |" in text and "minus round 0 (no update) [95% CI]" in text
     # a lost run: the same command resumed reruns it, and only it
     import shutil
 
     shutil.rmtree(out / "none" / "seed1")
+    # a finished run keeps the time its rounds took when it ran, not the ~0 s of being skipped
+    metrics = out / "rest-em" / "seed0" / "metrics.jsonl"
+    rows = _rows(metrics)
+    metrics.write_text("".join(json.dumps({**r, "seconds": 1000.0}) + "\n" for r in rows))
     started = []
     real = seal_core.variants.run_one
 
@@ -108,6 +113,8 @@ def test_seeds_give_intervals_and_a_resumed_command_skips_finished_runs(tmp_path
     monkeypatch.setattr(seal_core.variants, "run_one", counting)
     assert main(["compare", "--resume", str(out)]) == 0
     assert started == ["none/seed1"]
+    row = next(line for line in (out / "comparison.md").read_text().splitlines() if line.startswith("| rest-em |"))
+    assert float(row.split("|")[-3]) >= 1000 * len(rows)
     assert len(_rows(out / "none" / "seed1" / "metrics.jsonl")) == 2
     assert main(["compare", "--resume", str(out), "--set", "rounds=3"]) == 2  # options come from the directory
 
