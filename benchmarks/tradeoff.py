@@ -13,6 +13,12 @@ whose mean loss is below the threshold). ``--settings`` replaces them (``;``-sep
 space-separated argument list). Every finished run is appended to ``--log`` (JSON lines) and a
 rerun skips the (setting, seed) pairs found there, so a stopped sweep resumes. Seconds per
 self-edit are only comparable within one quiet machine: run it alone.
+
+The reference pattern's bar: its scores pooled from ``--reference`` files (seed_spread.py
+outputs) and from ``--reference-seeds``, which runs the ``reference`` path at its own
+hyperparameters (10 epochs) in this sweep. With ``--reference-seeds`` the bar's seconds per
+self-edit come from this sweep only, so every speedup is a ratio measured on one machine in one
+sitting; a seed run here replaces the same seed read from a file.
 """
 
 from __future__ import annotations
@@ -35,14 +41,17 @@ DEFAULT_SETTINGS = ["--epochs 1", "--epochs 2", "--epochs 3", "--epochs 5", "--e
                     "--epochs 10 --inner stop_loss=0.05", "--epochs 10 --inner stop_loss=0.2"]
 
 
-def finished(log: Path) -> dict[tuple[str, int], dict]:
-    """(setting, seed) -> its inner_loop.py result, from an earlier sweep's log."""
+REFERENCE_SETTING = "--epochs 10"  # the reference pattern at the SEAL code's hyperparameters
+
+
+def finished(log: Path) -> dict[tuple[str, str, int], dict]:
+    """(path, setting, seed) -> its inner_loop.py result, from an earlier sweep's log."""
     out = {}
     if log.is_file():
         for line in log.read_text().splitlines():
             if line.strip():
                 row = json.loads(line)
-                out[(row["setting"], row["seed"])] = row
+                out[(row["path"], row["setting"], row["seed"])] = row
     return out
 
 
@@ -57,19 +66,26 @@ def run_one(setting: str, seed: int, path: str, common: list[str]) -> dict:
     result = json.loads(lines[-1])
     return {"setting": setting, "seed": seed, "path": path, "mean_score": result["mean_score"][path],
             "mean_dense": result["mean_dense"][path], "seconds_per_edit": result["seconds_per_edit"][path],
-            "train_seconds": result["train_seconds"][path], "scores": result["scores"][path]}
+            "train_seconds": result["train_seconds"][path], "scores": result["scores"][path],
+            "ceiling_share": result.get("ceiling_share", {}).get(path), "matmul_gflops": result["matmul_gflops"]}
 
 
-def reference_bar(files: list[Path] | None, path: str = "reference") -> dict | None:
-    """The reference pattern's mean score, 95% interval over seeds and s/edit from seed_spread.py outputs."""
-    if not files:
-        return None
-    runs = [json.loads(line) for file in files for line in file.read_text().splitlines()
+def reference_bar(files: list[Path] | None, swept: list[dict], path: str = "reference") -> dict | None:
+    """The reference pattern's mean score and 95% interval over seeds, from seed_spread.py outputs
+    and this sweep's reference runs (``swept``, which win for a seed found in both), and its s/edit:
+    from ``swept`` when there are any (measured beside the settings), else from the files."""
+    runs = [json.loads(line) for file in files or [] for line in file.read_text().splitlines()
             if line.startswith("{") and '"seed"' in line and '"mean_score"' in line]
-    scores = [r["mean_score"][path] for r in runs if path in r["mean_score"]]
-    mean, half = t_interval(scores)
-    return {"mean": mean, "ci95": half, "seeds": len(scores),
-            "seconds_per_edit": statistics.fmean(r["seconds_per_edit"][path] for r in runs if path in r["mean_score"])}
+    from_files = {r["seed"]: (r["mean_score"][path], r["seconds_per_edit"][path]) for r in runs if path in r["mean_score"]}
+    here = {r["seed"]: (r["mean_score"], r["seconds_per_edit"]) for r in swept}
+    scores = {**from_files, **here}
+    if not scores:
+        return None
+    mean, half = t_interval([score for score, _ in scores.values()])
+    timed = here or from_files
+    return {"mean": mean, "ci95": half, "seeds": sorted(scores), "timed_seeds": sorted(timed),
+            "seconds_measured": "in this sweep" if here else "read from the files",
+            "seconds_per_edit": statistics.fmean(seconds for _, seconds in timed.values())}
 
 
 def summarise(rows: list[dict], settings: list[str], bar: dict | None) -> dict:
@@ -80,9 +96,11 @@ def summarise(rows: list[dict], settings: list[str], bar: dict | None) -> dict:
             continue
         mean, half = t_interval([r["mean_score"] for r in mine])
         dense, dense_half = t_interval([r["mean_dense"] for r in mine])
+        shares = [r["ceiling_share"] for r in mine if r.get("ceiling_share") is not None]
         table[setting] = {"mean": mean, "ci95": half, "answer_logprob": dense, "answer_logprob_ci95": dense_half,
                           "seeds": [r["seed"] for r in mine],
-                          "seconds_per_edit": statistics.fmean(r["seconds_per_edit"] for r in mine)}
+                          "seconds_per_edit": statistics.fmean(r["seconds_per_edit"] for r in mine),
+                          "ceiling_share": statistics.fmean(shares) if shares else None}
         if bar is not None:
             # the issue's definition of equal scores: the mean lies within the reference's interval
             table[setting]["scores_equal"] = abs(mean - bar["mean"]) <= bar["ci95"]
@@ -122,6 +140,9 @@ def main() -> None:
     parser.add_argument("--settings", help="';'-separated inner_loop.py argument lists (default: see the docstring)")
     parser.add_argument("--reference", type=Path, nargs="+",
                         help="seed_spread.py outputs holding the reference path's runs (pooled over their seeds)")
+    parser.add_argument("--reference-seeds", default="",
+                        help="run the reference path (10 epochs) at these seeds in this sweep, e.g. 5 or 5,6,7: "
+                             "the bar's s/edit is then measured here, beside the settings")
     parser.add_argument("--log", type=Path, help="JSON lines of finished runs (default: tradeoff_<data>.jsonl here)")
     parser.add_argument("--plot", type=Path, help="where to write the plot (PNG)")
     args = parser.parse_args()
@@ -129,27 +150,30 @@ def main() -> None:
     settings = [s.strip() for s in args.settings.split(";")] if args.settings else DEFAULT_SETTINGS
     log = args.log or HERE / f"tradeoff_{args.data}.jsonl"
     done = finished(log)
-    rows = []
-    for setting in settings:
-        for seed in seeds:
-            row = done.get((setting, seed))
-            if row is None or row["path"] != args.path:
-                row = run_one(setting, seed, args.path, ["--data", args.data])
-                with log.open("a") as f:
-                    f.write(json.dumps(row) + "\n")
-            rows.append(row)
-            print(f"{setting:>40} seed {seed}: score {row['mean_score']:.3f}, answer log-prob {row['mean_dense']:.3f}, "
-                  f"{row['seconds_per_edit']:.1f} s/edit", flush=True)
-    bar = reference_bar(args.reference)
+    runs = [("reference", REFERENCE_SETTING, int(s)) for s in args.reference_seeds.split(",") if s.strip()]
+    runs += [(args.path, setting, seed) for setting in settings for seed in seeds]
+    rows, swept_reference = [], []
+    for path, setting, seed in runs:
+        row = done.get((path, setting, seed))
+        if row is None:
+            row = run_one(setting, seed, path, ["--data", args.data])
+            with log.open("a") as f:
+                f.write(json.dumps(row) + "\n")
+        (swept_reference if path == "reference" else rows).append(row)
+        share = f", {row['ceiling_share']:.0%} of the matmul ceiling" if row.get("ceiling_share") is not None else ""
+        print(f"{path + ' ' + setting:>50} seed {seed}: score {row['mean_score']:.3f}, answer log-prob "
+              f"{row['mean_dense']:.3f}, {row['seconds_per_edit']:.1f} s/edit{share}", flush=True)
+    bar = reference_bar(args.reference, swept_reference)
     table = summarise(rows, settings, bar)
     print(f"\n{args.path} on {args.data} passages, {len(seeds)} seeds; mean score ± 95% t-interval over seeds")
     if bar is not None:
-        print(f"{'reference pattern':>40}: {bar['mean']:.3f} ± {bar['ci95']:.3f} ({bar['seeds']} seeds)   "
-              f"{bar['seconds_per_edit']:.1f} s/edit")
+        print(f"{'reference pattern':>40}: {bar['mean']:.3f} ± {bar['ci95']:.3f} ({len(bar['seeds'])} seeds)   "
+              f"{bar['seconds_per_edit']:.1f} s/edit ({bar['seconds_measured']}, seeds {bar['timed_seeds']})")
     for setting, row in table.items():
         extra = (f"   {row['speedup_vs_reference']:.2f}x   scores_equal {row['scores_equal']}" if bar is not None else "")
+        share = f"   {row['ceiling_share']:.0%} of ceiling" if row["ceiling_share"] is not None else ""
         print(f"{setting:>40}: {row['mean']:.3f} ± {row['ci95']:.3f}   log-prob {row['answer_logprob']:.2f} ± "
-              f"{row['answer_logprob_ci95']:.2f}   {row['seconds_per_edit']:.1f} s/edit{extra}")
+              f"{row['answer_logprob_ci95']:.2f}   {row['seconds_per_edit']:.1f} s/edit{extra}{share}")
     if args.plot:
         plot(table, bar, args.path, args.plot, f"{args.path}, {args.data} passages, {len(seeds)} seeds")
     print(json.dumps({"path": args.path, "data": args.data, "seeds": seeds, "reference": bar, "settings": table}))
