@@ -33,7 +33,7 @@ from typing import Any
 from seal_core.config import Config, load_raw, resolve
 from seal_core.errors import SealError
 from seal_core.runstore import atomic_write_text, read_jsonl
-from seal_core.variants import INTERVALS_NOTE, common_rounds, interval_table, run_variants
+from seal_core.variants import INTERVALS_NOTE, common_rounds, interval_table, rounds_logged, run_variants
 
 #: the SEAL paper's SQuAD figures (Qwen2.5-7B, % of questions judged correct by GPT-4.1), per experiment:
 #: no adaptation, passage only, passage + own synthetic, passage + GPT-4.1 synthetic, SEAL
@@ -135,7 +135,7 @@ def seed_intervals(results: dict[str, dict[str, Any]], against: str) -> str:
         rows["seal"] = (results["seal"]["runs"], "score_after")
     text = (f"Each score above is the mean over {max(len(r['runs']) for r in results.values())} seeds. Over "
             f"seeds and passages:\n\n{interval_table(rows, against)}\n\n{INTERVALS_NOTE}\n\n")
-    reached = {s: len(read_jsonl(d / "metrics.jsonl")) for s, d in results.get("seal", {}).get("runs", {}).items()}
+    reached = {s: rounds_logged(d) for s, d in results.get("seal", {}).get("runs", {}).items()}
     runs = {s: results["seal"]["runs"][s] for s, n in reached.items() if n == max(reached.values())}  # seeds at the last round
     seal_rounds = common_rounds(runs) if len(runs) > 1 else []
     if len(seal_rounds) > 1:

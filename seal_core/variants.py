@@ -58,10 +58,14 @@ def run_dir_of(out_dir: Path, name: str, seed: int | None) -> Path:
     return out_dir / name if seed is None else out_dir / name / f"seed{seed}"
 
 
+def rounds_logged(run_dir: Path) -> int:
+    """How many rounds ``run_dir`` has logged (round 0 included): its lines of metrics.jsonl."""
+    return len(read_jsonl(run_dir / "metrics.jsonl"))
+
+
 def finished(run_dir: Path, config: Config) -> bool:
     """Whether ``run_dir`` holds a run that completed all of ``config``'s rounds."""
-    return len(read_jsonl(run_dir / "metrics.jsonl")) == config.run.rounds + 1 and \
-        not (run_dir / "checkpoints" / "resume.json").is_file()
+    return rounds_logged(run_dir) == config.run.rounds + 1 and not (run_dir / "checkpoints" / "resume.json").is_file()
 
 
 def run_one(config: Config, registry: Any, run_dir: Path, stop: Any, log_path: Path) -> list[dict[str, Any]]:
