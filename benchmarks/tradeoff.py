@@ -17,8 +17,10 @@ self-edit are only comparable within one quiet machine: run it alone.
 The reference pattern's bar: its scores pooled from ``--reference`` files (seed_spread.py
 outputs) and from ``--reference-seeds``, which runs the ``reference`` path at its own
 hyperparameters (10 epochs) in this sweep. With ``--reference-seeds`` the bar's seconds per
-self-edit come from this sweep only, so every speedup is a ratio measured on one machine in one
-sitting; a seed run here replaces the same seed read from a file.
+self-edit come from those runs only, so every speedup is a ratio measured on one machine in one
+sitting, unless the log already held them: then they are the earlier sweep's, and the printed bar
+says so (use a new ``--log`` for a same-sitting ratio). A seed run here replaces the same seed
+read from a file.
 """
 
 from __future__ import annotations
@@ -152,18 +154,23 @@ def main() -> None:
     done = finished(log)
     runs = [("reference", REFERENCE_SETTING, int(s)) for s in args.reference_seeds.split(",") if s.strip()]
     runs += [(args.path, setting, seed) for setting in settings for seed in seeds]
-    rows, swept_reference = [], []
+    rows, swept_reference, reference_ran = [], [], []
     for path, setting, seed in runs:
         row = done.get((path, setting, seed))
         if row is None:
             row = run_one(setting, seed, path, ["--data", args.data])
             with log.open("a") as f:
                 f.write(json.dumps(row) + "\n")
+            reference_ran += [seed] if path == "reference" else []
         (swept_reference if path == "reference" else rows).append(row)
         share = f", {row['ceiling_share']:.0%} of the matmul ceiling" if row.get("ceiling_share") is not None else ""
         print(f"{path + ' ' + setting:>50} seed {seed}: score {row['mean_score']:.3f}, answer log-prob "
               f"{row['mean_dense']:.3f}, {row['seconds_per_edit']:.1f} s/edit{share}", flush=True)
     bar = reference_bar(args.reference, swept_reference)
+    if bar is not None and swept_reference and len(reference_ran) < len(swept_reference):
+        # a speedup is a same-sitting ratio only if the reference was timed now, not read from the log
+        bar["seconds_measured"] = (f"timed now for seeds {reference_ran}, read from {log.name} for the rest"
+                                   if reference_ran else f"read from {log.name} (an earlier sweep)")
     table = summarise(rows, settings, bar)
     print(f"\n{args.path} on {args.data} passages, {len(seeds)} seeds; mean score ± 95% t-interval over seeds")
     if bar is not None:
