@@ -35,8 +35,10 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
 
 from seal_core.intervals import t_interval  # noqa: E402
+from seed_spread import seed_results  # noqa: E402
 
 DEFAULT_SETTINGS = ["--epochs 1", "--epochs 2", "--epochs 3", "--epochs 5", "--epochs 10",
                     "--epochs 10 --inner learning_rate=5e-4", "--epochs 10 --inner learning_rate=2e-3",
@@ -72,12 +74,14 @@ def run_one(setting: str, seed: int, path: str, common: list[str]) -> dict:
             "ceiling_share": result.get("ceiling_share", {}).get(path), "matmul_gflops": result["matmul_gflops"]}
 
 
-def reference_bar(files: list[Path] | None, swept: list[dict], path: str = "reference") -> dict | None:
+def reference_bar(files: list[Path] | None, swept: list[dict], timed_now: list[int], log: Path,
+                  path: str = "reference") -> dict | None:
     """The reference pattern's mean score and 95% interval over seeds, from seed_spread.py outputs
     and this sweep's reference runs (``swept``, which win for a seed found in both), and its s/edit:
-    from ``swept`` when there are any (measured beside the settings), else from the files."""
-    runs = [json.loads(line) for file in files or [] for line in file.read_text().splitlines()
-            if line.startswith("{") and '"seed"' in line and '"mean_score"' in line]
+    from ``swept`` when there are any (measured beside the settings), else from the files. A swept
+    run is timed now only if its seed is in ``timed_now``; the others were read from ``log``, an
+    earlier sweep's (a speedup is a same-sitting ratio only when all were timed now)."""
+    runs = [run for file in files or [] for run in seed_results(file).values()]
     from_files = {r["seed"]: (r["mean_score"][path], r["seconds_per_edit"][path]) for r in runs if path in r["mean_score"]}
     here = {r["seed"]: (r["mean_score"], r["seconds_per_edit"]) for r in swept}
     scores = {**from_files, **here}
@@ -85,9 +89,16 @@ def reference_bar(files: list[Path] | None, swept: list[dict], path: str = "refe
         return None
     mean, half = t_interval([score for score, _ in scores.values()])
     timed = here or from_files
+    if not here:
+        measured = "read from the files"
+    elif len(timed_now) == len(here):
+        measured = "in this sweep"
+    elif timed_now:
+        measured = f"timed now for seeds {timed_now}, read from {log.name} for the rest"
+    else:
+        measured = f"read from {log.name} (an earlier sweep)"
     return {"mean": mean, "ci95": half, "seeds": sorted(scores), "timed_seeds": sorted(timed),
-            "seconds_measured": "in this sweep" if here else "read from the files",
-            "seconds_per_edit": statistics.fmean(seconds for _, seconds in timed.values())}
+            "seconds_measured": measured, "seconds_per_edit": statistics.fmean(seconds for _, seconds in timed.values())}
 
 
 def summarise(rows: list[dict], settings: list[str], bar: dict | None) -> dict:
@@ -166,11 +177,7 @@ def main() -> None:
         share = f", {row['ceiling_share']:.0%} of the matmul ceiling" if row.get("ceiling_share") is not None else ""
         print(f"{path + ' ' + setting:>50} seed {seed}: score {row['mean_score']:.3f}, answer log-prob "
               f"{row['mean_dense']:.3f}, {row['seconds_per_edit']:.1f} s/edit{share}", flush=True)
-    bar = reference_bar(args.reference, swept_reference)
-    if bar is not None and swept_reference and len(reference_ran) < len(swept_reference):
-        # a speedup is a same-sitting ratio only if the reference was timed now, not read from the log
-        bar["seconds_measured"] = (f"timed now for seeds {reference_ran}, read from {log.name} for the rest"
-                                   if reference_ran else f"read from {log.name} (an earlier sweep)")
+    bar = reference_bar(args.reference, swept_reference, reference_ran, log)
     table = summarise(rows, settings, bar)
     print(f"\n{args.path} on {args.data} passages, {len(seeds)} seeds; mean score ± 95% t-interval over seeds")
     if bar is not None:
