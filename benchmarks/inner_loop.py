@@ -248,7 +248,7 @@ def run_multi(loaded, tasks, datas, seeds, args, qa, k, precision, profile=False
 
     up = MultiLoraUpdater().configured(MultiLoraOptions(**lora_options(args, max_adapters=k, precision=precision)))
     if profile:
-        profile_batch(loaded, datas[:k], seeds[:k], args, k, precision)
+        profile_batch(loaded, datas[:k], seeds[:k], up.options)
     scores, train_s, score_s = [], 0.0, 0.0
     for start in range(0, len(tasks), k):
         chunk = slice(start, start + k)
@@ -263,16 +263,18 @@ def run_multi(loaded, tasks, datas, seeds, args, qa, k, precision, profile=False
     return scores, train_s, score_s
 
 
-def profile_batch(loaded, datas, seeds, args, k, precision) -> None:
-    """torch.profiler's table of one K-edit batch trained for one epoch, before and apart from the
-    timed run: the profiler's own cost stays out of the timings, and one epoch shows every kind of
-    step while keeping the recorded events (memory) small."""
+def profile_batch(loaded, datas, seeds, options) -> None:
+    """torch.profiler's table of one batch trained for one epoch with ``options`` (the timed path's
+    multi-lora options), before and apart from the timed run: the profiler's own cost stays out of
+    the timings, and one epoch shows every kind of step while keeping the recorded events (memory)
+    small."""
+    from dataclasses import replace
+
     from torch.profiler import ProfilerActivity, profile as torch_profile
 
-    from seal_plugins.multi_lora import MultiLoraOptions, MultiLoraUpdater
+    from seal_plugins.multi_lora import MultiLoraUpdater
 
-    one_epoch = argparse.Namespace(**{**vars(args), "epochs": 1})
-    up = MultiLoraUpdater().configured(MultiLoraOptions(**lora_options(one_epoch, max_adapters=k, precision=precision)))
+    up = MultiLoraUpdater().configured(replace(options, epochs=1))
     with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
         up.adapt_batch(loaded, datas, seeds)
     up.reset(loaded)

@@ -52,6 +52,9 @@ def main() -> None:
     summarise(runs, args.against)
 
 
+PER_PATH = ("mean_score", "seconds_per_edit", "scores", "mean_dense")  # the per-path keys of a seed's result
+
+
 def seed_results(output: Path) -> dict[int, dict]:
     """{seed: inner_loop.py result} from an output of this script."""
     results = {}
@@ -69,9 +72,9 @@ def pooled(outputs: list[Path], wanted: list[int] | None) -> list[dict]:
     for output in outputs:
         for seed, run in seed_results(output).items():
             if seed not in merged:
-                merged[seed] = json.loads(json.dumps(run))
+                merged[seed] = run  # parsed afresh from its file: nothing else holds it
                 continue
-            for key in ("mean_score", "seconds_per_edit", "scores", "mean_dense"):
+            for key in PER_PATH:
                 merged[seed].setdefault(key, {}).update(run.get(key, {}))
     if wanted is not None:
         missing = sorted(set(wanted) - set(merged))
@@ -85,7 +88,7 @@ def pooled(outputs: list[Path], wanted: list[int] | None) -> list[dict]:
     if left_out:
         print(f"left out (not measured at every pooled seed): {', '.join(left_out)}", flush=True)
     for run in merged.values():
-        for key in ("mean_score", "seconds_per_edit", "scores", "mean_dense"):
+        for key in PER_PATH:
             run[key] = {p: v for p, v in run.get(key, {}).items() if p in every}
         print(f"seed {run['seed']}: " + ", ".join(f"{p} {v:.3f}" for p, v in run["mean_score"].items()), flush=True)
     return [merged[seed] for seed in sorted(merged)]
