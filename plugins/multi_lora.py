@@ -318,11 +318,14 @@ class MultiLoraUpdater(InnerUpdater):
     def _clip(params: list[torch.Tensor], slots: list[int], max_norm: float) -> None:
         """Scale each slot's gradient (over all its layers) to norm ``max_norm`` at most, as
         ``torch.nn.utils.clip_grad_norm_`` does for ``lora``'s one adapter."""
-        for s in slots:
-            norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad[s]) for p in params]))
-            coef = torch.clamp(max_norm / (norm + 1e-6), max=1.0)
-            for p in params:
-                p.grad[s].mul_(coef)
+        # one norm per parameter over all its slots (not slot by slot: ~7k small ops a step at K = 8)
+        norms = torch.linalg.vector_norm(
+            torch.stack([torch.linalg.vector_norm(p.grad.flatten(1), dim=1) for p in params]), dim=0)
+        coef = torch.ones_like(norms)
+        chosen = torch.tensor(slots, dtype=torch.long, device=norms.device)
+        coef[chosen] = torch.clamp(max_norm / (norms[chosen] + 1e-6), max=1.0)
+        for p in params:
+            p.grad.mul_(coef.view(-1, *[1] * (p.grad.dim() - 1)))
 
     @torch.no_grad()
     def _permute_slots(self, installed: _Installed, order: list[int]) -> None:
