@@ -11,7 +11,9 @@ the reference learning rate, 10 epochs at half and twice that rate, and 10 epoch
 ``stop_loss`` 0.05 and 0.2 (adaptive training: an adapter leaves the pack after the first epoch
 whose mean loss is below the threshold). ``--settings`` replaces them (``;``-separated, each a
 space-separated argument list). Every finished run is appended to ``--log`` (JSON lines) and a
-rerun skips the (setting, seed) pairs found there, so a stopped sweep resumes. Seconds per
+rerun skips the (setting, seed) pairs found there, so a stopped sweep resumes. Rows are matched
+by the setting's text, which means the defaults of the day it ran: spell out an option whose
+default changed (``--inner lr_schedule=constant`` for runs before 2026-12-05). Seconds per
 self-edit are only comparable within one quiet machine: run it alone.
 
 The reference pattern's bar: its scores pooled from ``--reference`` files (seed_spread.py
