@@ -105,15 +105,15 @@ def run_seeds(seeds: list[int], reuse: Path | None, rest: list[str]) -> list[dic
         if proc.returncode or not lines:
             sys.stderr.write(proc.stdout[-3000:] + proc.stderr[-3000:])
             raise SystemExit(f"inner_loop.py failed at seed {seed} (exit {proc.returncode})")
-        runs.append(json.loads(lines[-1]))
+        run = json.loads(lines[-1])
         if seed in earlier:  # paths measured earlier at this seed and not now
-            for path, value in earlier[seed]["mean_score"].items():
-                if path not in runs[-1]["mean_score"]:
-                    runs[-1]["mean_score"][path] = value
-                    runs[-1]["seconds_per_edit"][path] = earlier[seed]["seconds_per_edit"][path]
-                    runs[-1]["scores"][path] = earlier[seed]["scores"][path]
-        print(f"seed {seed}: " + ", ".join(f"{p} {v:.3f}" for p, v in runs[-1]["mean_score"].items()), flush=True)
-        print(lines[-1], flush=True)
+            for path in set(earlier[seed]["mean_score"]) - set(run["mean_score"]):
+                for key in PER_PATH:
+                    if path in earlier[seed].get(key, {}):
+                        run.setdefault(key, {})[path] = earlier[seed][key][path]
+        runs.append(run)
+        print(f"seed {seed}: " + ", ".join(f"{p} {v:.3f}" for p, v in run["mean_score"].items()), flush=True)
+        print(json.dumps(run), flush=True)  # with the reused paths, so this output pools on its own
     return runs
 
 

@@ -42,3 +42,34 @@ def test_a_later_file_adds_paths_to_a_seed_and_seeds_narrow_the_pool(tmp_path):
     table, _ = pool(first, later, seeds="1")
     assert table["seeds"] == [1]
     assert table["paths"]["k8"]["per_seed"] == [0.3] and table["paths"]["reference"]["per_seed"] == [0.5]
+
+
+def test_reuse_joins_every_per_path_key_and_the_printed_line_pools_alone(tmp_path, monkeypatch, capsys):
+    """--reuse: a path measured earlier at a seed joins the new run with all its per-path keys
+    (the answer log-prob too), and the line printed for the seed carries it, so the output pools
+    without the file it reused."""
+    monkeypatch.syspath_prepend(str(SCRIPT.parent))
+    import seed_spread
+
+    earlier = tmp_path / "old.txt"
+    lines = []
+    for seed, mean in ((3, 0.6), (4, 0.4)):
+        lines += [f"seed {seed}: ...", json.dumps({"seed": seed, "mean_score": {"reference": mean}, "seconds_per_edit": {"reference": 30.0},
+                                                   "scores": {"reference": [mean] * 8}, "mean_dense": {"reference": -5.5}})]
+    earlier.write_text("\n".join(lines) + "\n")
+
+    def inner_loop(cmd, **_):
+        seed = int(cmd[-1])
+        fresh = {"seed": seed, "source": "bundled passages", "epochs": 10, "mean_score": {"k8": 0.5},
+                 "seconds_per_edit": {"k8": 4.0}, "scores": {"k8": [0.5] * 8}, "mean_dense": {"k8": -5.0}}
+        return subprocess.CompletedProcess(cmd, 0, stdout=json.dumps(fresh) + "\n", stderr="")
+
+    monkeypatch.setattr(seed_spread.subprocess, "run", inner_loop)
+    runs = seed_spread.run_seeds([3, 4], earlier, [])
+    assert runs[0]["mean_score"] == {"k8": 0.5, "reference": 0.6}
+    assert runs[1]["mean_dense"] == {"k8": -5.0, "reference": -5.5}
+    monkeypatch.undo()  # seed_spread.subprocess is the subprocess module pool() runs the script with
+    (tmp_path / "new.txt").write_text(capsys.readouterr().out)
+    table, _ = pool(tmp_path / "new.txt")
+    assert table["paths"]["k8"]["per_seed"] == [0.5, 0.5] and table["paths"]["reference"]["per_seed"] == [0.6, 0.4]
+    assert abs(table["paths"]["k8"]["answer_logprob"] - (-5.0)) < 1e-9
