@@ -441,7 +441,7 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=0,
                         help="time multi-lora with K adapters on the first N*K self-edits only (0: all --edits)")
     parser.add_argument("--inner", action="append", metavar="KEY=VALUE",
-                        help="an option of lora and multi-lora (not of the reference paths), e.g. --inner lr_schedule=linear "
+                        help="an option of lora and multi-lora (not of the reference paths), e.g. --inner lr_schedule=constant "
                              "--inner max_grad_norm=1 --inner stop_loss=0.05 (repeatable)")
     parser.add_argument("--as-written-steps", type=int, default=6,
                         help="optimizer steps timed for reference-as-written (its s/edit is extrapolated from them)")

@@ -130,14 +130,16 @@ def test_adaptive_training_stops_an_adapter_as_lora_does(fresh_tiny):
     """stop_loss: an adapter stops after the first epoch whose mean step loss is below it, in
     multi-lora as in lora. The tiny model's first-epoch losses here are 10.83, 10.80, 10.79 and 10.79 (near ln(vocab)): a
     threshold among them stops some edits after one epoch and lets others train on; a huge one
-    stops every edit after its first epoch, which is lora with one epoch."""
+    stops every edit after its first epoch, which is lora with one epoch (at a constant rate: a
+    decay runs over the planned epochs, so a stopped 3-epoch edit has not decayed like a 1-epoch one)."""
     from seal_core.models import load_model
 
     datas = [TrainingSet.from_texts(d.texts) for d in DATAS[:4]]  # the options' 3 epochs for all
-    one_epoch = lora_runs(load_model("tiny-random"), datas, SEEDS[:4], epochs=1)
+    constant = {"lr_schedule": "constant"}
+    one_epoch = lora_runs(load_model("tiny-random"), datas, SEEDS[:4], epochs=1, **constant)
     for threshold in (1e9, 10.8):
-        reference = lora_runs(load_model("tiny-random"), datas, SEEDS[:4], stop_loss=threshold)
-        with multi(stop_loss=threshold).adapted_batch(fresh_tiny, datas, SEEDS[:4]) as batch:
+        reference = lora_runs(load_model("tiny-random"), datas, SEEDS[:4], stop_loss=threshold, **constant)
+        with multi(stop_loss=threshold, **constant).adapted_batch(fresh_tiny, datas, SEEDS[:4]) as batch:
             layers = stacked(fresh_tiny.model)
             for j, (weights, _) in enumerate(reference):
                 assert worst_difference(layers, j, weights) < TOLERANCE, (threshold, j)
