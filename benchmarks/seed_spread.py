@@ -55,6 +55,15 @@ def main() -> None:
 PER_PATH = ("mean_score", "seconds_per_edit", "scores", "mean_dense")  # the per-path keys of a seed's result
 
 
+def join_paths(run: dict, other: dict, paths: set[str] | None = None) -> None:
+    """Copy ``other``'s per-path results (every key of PER_PATH) into ``run``, all of its paths or
+    only ``paths``; a path already in ``run`` is overwritten."""
+    for key in PER_PATH:
+        for path, value in other.get(key, {}).items():
+            if paths is None or path in paths:
+                run.setdefault(key, {})[path] = value
+
+
 def seed_results(output: Path) -> dict[int, dict]:
     """{seed: inner_loop.py result} from an output of this script."""
     results = {}
@@ -74,8 +83,7 @@ def pooled(outputs: list[Path], wanted: list[int] | None) -> list[dict]:
             if seed not in merged:
                 merged[seed] = run  # parsed afresh from its file: nothing else holds it
                 continue
-            for key in PER_PATH:
-                merged[seed].setdefault(key, {}).update(run.get(key, {}))
+            join_paths(merged[seed], run)
     if wanted is not None:
         missing = sorted(set(wanted) - set(merged))
         if missing:
@@ -107,10 +115,7 @@ def run_seeds(seeds: list[int], reuse: Path | None, rest: list[str]) -> list[dic
             raise SystemExit(f"inner_loop.py failed at seed {seed} (exit {proc.returncode})")
         run = json.loads(lines[-1])
         if seed in earlier:  # paths measured earlier at this seed and not now
-            for path in set(earlier[seed]["mean_score"]) - set(run["mean_score"]):
-                for key in PER_PATH:
-                    if path in earlier[seed].get(key, {}):
-                        run.setdefault(key, {})[path] = earlier[seed][key][path]
+            join_paths(run, earlier[seed], set(earlier[seed]["mean_score"]) - set(run["mean_score"]))
         runs.append(run)
         print(f"seed {seed}: " + ", ".join(f"{p} {v:.3f}" for p, v in run["mean_score"].items()), flush=True)
         print(json.dumps(run), flush=True)  # with the reused paths, so this output pools on its own
