@@ -36,26 +36,28 @@ PROJECTIONS = [(576, 576), (576, 192), (576, 192), (576, 576), (576, 1536), (576
 K, RANK, SCALE = 8, 32, 2.0
 
 
-def _layers(tokens: int) -> list[tuple[StackedLoraLinear, torch.Tensor, torch.Tensor]]:
+def _layers(tokens: int) -> tuple[list[tuple[StackedLoraLinear, torch.Tensor]], torch.Tensor]:
+    """The 7 projections' stacked layers, each with a packed input of K rows of ``tokens`` tokens,
+    and the mask that keeps each token's own adapter (the same for every projection)."""
     routing = Routing()
     routing.set_tokens([k for k in range(K) for _ in range(tokens)])
-    out = []
+    mask = torch.zeros(K * tokens, K * RANK)
+    for k in range(K):
+        mask[k * tokens:(k + 1) * tokens, k * RANK:(k + 1) * RANK] = 1
+    layers = []
     for d_in, d_out in PROJECTIONS:
         layer = StackedLoraLinear(nn.Linear(d_in, d_out, bias=False), K, RANK, SCALE, 0.0, routing)
         with torch.no_grad():
             layer.lora_A.normal_(std=0.02)
             layer.lora_B.normal_(std=0.02)
         layer.lora_A.grad, layer.lora_B.grad = torch.zeros_like(layer.lora_A), torch.zeros_like(layer.lora_B)
-        mask = torch.zeros(K * tokens, K * RANK)
-        for k in range(K):
-            mask[k * tokens:(k + 1) * tokens, k * RANK:(k + 1) * RANK] = 1
-        out.append((layer, torch.randn(K * tokens, d_in), mask))
-    return out
+        layers.append((layer, torch.randn(K * tokens, d_in)))
+    return layers, mask
 
 
-def routed(layers, tokens: int) -> None:
+def routed(layers) -> None:
     """One step's LoRA forward and backward through ``RoutedLora``, as ``multi-lora`` runs it."""
-    for layer, x, _ in layers:
+    for layer, x in layers:
         layer.routing.written = set()
         x = x.detach().requires_grad_()
         y = torch.zeros(x.shape[0], layer.lora_B.shape[1], requires_grad=True).clone()  # the base output
@@ -63,29 +65,30 @@ def routed(layers, tokens: int) -> None:
         out.backward(torch.ones_like(out))
 
 
-def masked(layers, tokens: int, dtype: torch.dtype) -> None:
-    """The same products as one masked rank-K*r matmul per projection, in ``dtype``."""
-    for layer, x, mask in layers:
+def masked(layers, mask: torch.Tensor) -> None:
+    """The same products as one masked rank-K*r matmul per projection, in the mask's dtype."""
+    dtype = mask.dtype
+    for layer, x in layers:
         x = x.detach().requires_grad_()
         y = torch.zeros(x.shape[0], layer.lora_B.shape[1], requires_grad=True)  # the base output
         a_all = layer.lora_A.reshape(K * RANK, -1).to(dtype)  # [K r, in]
         b_all = layer.lora_B.permute(1, 0, 2).reshape(layer.lora_B.shape[1], K * RANK).to(dtype)  # [out, K r]
-        h = (x.to(dtype) @ a_all.t()) * mask.to(dtype)
+        h = (x.to(dtype) @ a_all.t()) * mask
         out = y + (h @ b_all.t()).to(x.dtype) * SCALE
         out.backward(torch.ones_like(out))
 
 
-def same_gradients(layers, tokens: int) -> float:
+def same_gradients(layers, mask: torch.Tensor) -> float:
     """Largest gap between the two ways' adapter gradients, relative to each tensor's largest value
     (fp32): both must compute the same products for the timing to compare like with like."""
-    routed(layers, tokens)
-    wanted = [(layer.lora_A.grad.clone(), layer.lora_B.grad.clone()) for layer, _, _ in layers]
-    for layer, _, _ in layers:
+    routed(layers)
+    wanted = [(layer.lora_A.grad.clone(), layer.lora_B.grad.clone()) for layer, _ in layers]
+    for layer, _ in layers:
         layer.lora_A.grad.zero_()
         layer.lora_B.grad.zero_()
-    masked(layers, tokens, torch.float32)
+    masked(layers, mask)
     return max(float((got - want).abs().max() / want.abs().max())
-               for (layer, _, _), pair in zip(layers, wanted)
+               for (layer, _), pair in zip(layers, wanted)
                for got, want in zip((layer.lora_A.grad, layer.lora_B.grad), pair))
 
 
@@ -98,14 +101,15 @@ def main() -> None:
     torch.manual_seed(0)
     result = {"threads": torch.get_num_threads(), "k": K, "rank": RANK, "ms_per_layer": {}}
     for tokens in [int(t) for t in args.tokens.split(",")]:
-        layers = _layers(tokens)
-        gap = same_gradients(layers, tokens)
+        layers, mask = _layers(tokens)
+        gap = same_gradients(layers, mask)
         if gap > 1e-4:
             raise SystemExit(f"the masked product's gradients differ from RoutedLora's by {gap:.1e}: not the same work")
         result.setdefault("max_gradient_gap", {})[str(tokens)] = gap
-        ways = {"routed_fp32": lambda: routed(layers, tokens),
-                "masked_fp32": lambda: masked(layers, tokens, torch.float32),
-                "masked_bf16": lambda: masked(layers, tokens, torch.bfloat16)}
+        mask_bf16 = mask.to(torch.bfloat16)  # cast once: a masked implementation would keep it
+        ways = {"routed_fp32": lambda: routed(layers),
+                "masked_fp32": lambda: masked(layers, mask),
+                "masked_bf16": lambda: masked(layers, mask_bf16)}
         times: dict[str, list[float]] = {name: [] for name in ways}
         for name, way in ways.items():  # warm-up
             for _ in range(3):
