@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-from seal_core.inner import RoutedLora, Routing, StackedLoraLinear  # noqa: E402
+from seal_core.inner import RoutedLora, Routing, StackedLoraLinear, runs  # noqa: E402
 
 PROJECTIONS = [(576, 576), (576, 192), (576, 192), (576, 576), (576, 1536), (576, 1536), (1536, 576)]
 K, RANK, SCALE = 8, 32, 2.0
@@ -38,9 +38,9 @@ K, RANK, SCALE = 8, 32, 2.0
 
 def _layers(tokens: int) -> tuple[list[tuple[StackedLoraLinear, torch.Tensor]], torch.Tensor]:
     """The 7 projections' stacked layers, each with a packed input of K rows of ``tokens`` tokens,
-    and the mask that keeps each token's own adapter (the same for every projection)."""
+    and the mask that keeps each token's own adapter (the same for every projection; the routed
+    way's segments are :func:`segments` of the same rows)."""
     routing = Routing()
-    routing.set_tokens([k for k in range(K) for _ in range(tokens)])
     mask = torch.zeros(K * tokens, K * RANK)
     for k in range(K):
         mask[k * tokens:(k + 1) * tokens, k * RANK:(k + 1) * RANK] = 1
@@ -55,13 +55,18 @@ def _layers(tokens: int) -> tuple[list[tuple[StackedLoraLinear, torch.Tensor]], 
     return layers, mask
 
 
+def segments(rows: int) -> list[tuple[int, int, int]]:
+    """K rows of ``rows`` tokens each, row k through adapter k: the packed step's token segments."""
+    return runs([k for k in range(K) for _ in range(rows)])
+
+
 def routed(layers) -> None:
-    """One step's LoRA forward and backward through ``RoutedLora``, as ``multi-lora`` runs it."""
+    """One step's LoRA forward and backward through ``RoutedLora``, as ``multi-lora`` runs it
+    (autograd adds its whole-stack gradients into ``.grad``, as the masked way's)."""
     for layer, x in layers:
-        layer.routing.written = set()
         x = x.detach().requires_grad_()
         y = torch.zeros(x.shape[0], layer.lora_B.shape[1], requires_grad=True).clone()  # the base output
-        out = RoutedLora.apply(y, x, layer.lora_A, layer.lora_B, layer, layer.routing.segments)
+        out = RoutedLora.apply(y, x, layer.lora_A, layer.lora_B, layer.scale, segments(x.shape[0] // K))
         out.backward(torch.ones_like(out))
 
 

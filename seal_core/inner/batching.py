@@ -14,7 +14,7 @@ import structlog
 import torch
 
 from seal_core.inner.options import LoraOptions
-from seal_core.types import TrainingExample, TrainingSet
+from seal_core.api.types import TrainingExample, TrainingSet
 
 log = structlog.get_logger(__name__)
 

@@ -1,21 +1,24 @@
 """Packed training batches: several rows in one sequence, no padding, attention row by row.
 
-:func:`pack_rows` cuts a step's rows into packs of at most ``max_tokens`` tokens. While a pack runs
-through the model, :data:`packed_lengths` holds its row lengths and the model's attention
-implementation is :data:`PACKED_ATTENTION` (registered with transformers at import), which runs
-causal attention within each row only: each row sees itself, as if alone in its batch.
+:func:`pack_rows` cuts a step's rows into packs of at most ``max_tokens`` tokens. A pack runs
+through the model inside :func:`packed_attention`, which switches the model's attention to
+:data:`PACKED_ATTENTION` (registered with transformers at import) and back; the forward call
+passes the pack's row lengths as the keyword argument :data:`LENGTHS_KWARG`, which transformers
+hands to the attention function of every layer. It runs causal attention within each row only:
+each row sees itself, as if alone in its batch.
 """
 
 from __future__ import annotations
 
-from contextvars import ContextVar
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import torch
 from transformers import AttentionInterface
 
-
 PACKED_ATTENTION = "seal_packed_rows"  # transformers attention implementation used while training
-packed_lengths: ContextVar[list[int] | None] = ContextVar("multi_lorapacked_lengths", default=None)
+LENGTHS_KWARG = "seal_packed_lengths"  # the forward keyword argument that carries a pack's row lengths
 
 
 def _packed_rows_attention(module, query, key, value, attention_mask, **kwargs):
@@ -25,9 +28,9 @@ def _packed_rows_attention(module, query, key, value, attention_mask, **kwargs):
     cross-row score). transformers builds no mask for an implementation it does not know."""
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
-    lengths = packed_lengths.get()
+    lengths = kwargs.pop(LENGTHS_KWARG, None)
     if lengths is None or sum(lengths) != query.shape[2] or query.shape[0] != 1:
-        raise RuntimeError(f"{PACKED_ATTENTION} attention runs only inside multi-lora training, on one packed row")
+        raise RuntimeError(f"{PACKED_ATTENTION} attention runs only on one packed row with its {LENGTHS_KWARG}")
     kwargs.pop("is_causal", None)
     outputs, start = [], 0
     for n in lengths:
@@ -40,6 +43,18 @@ def _packed_rows_attention(module, query, key, value, attention_mask, **kwargs):
 
 
 AttentionInterface.register(PACKED_ATTENTION, _packed_rows_attention)
+
+
+@contextmanager
+def packed_attention(model: Any) -> Iterator[None]:
+    """Inside: ``model`` attends row by row within packed sequences; its attention
+    implementation is restored on exit, whatever happens inside."""
+    before = model.config._attn_implementation
+    model.set_attn_implementation(PACKED_ATTENTION)
+    try:
+        yield
+    finally:
+        model.set_attn_implementation(before)
 
 
 def pack_rows(rows: list[tuple], max_tokens: int) -> list[list[tuple]]:

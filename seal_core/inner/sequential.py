@@ -16,11 +16,11 @@ from abc import abstractmethod
 
 import torch
 
-from seal_core.components import InnerUpdater
-from seal_core.errors import NonFiniteLoss
+from seal_core.api.components import InnerUpdater
+from seal_core.api.errors import NonFiniteLoss
 from seal_core.inner.batching import (epoch_mean_below, learning_rate_at, planned_steps, step_batches,
                                      steps_per_epoch, tokenize_examples, warn_if_truncated)
-from seal_core.types import LoadedModel, TrainingSet
+from seal_core.api.types import LoadedModel, TrainingSet
 
 
 class SequentialUpdater(InnerUpdater):

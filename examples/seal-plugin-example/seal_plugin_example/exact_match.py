@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from seal_core import Evaluator, Score, TaskInstance
-from seal_core.generation import generate_texts
-from seal_core.prompting import format_prompt
+from seal_core.models.generation import generate_texts
+from seal_core.models.prompting import format_prompt
 
 PROMPT = "Answer with one or two words.\nQuestion: {question}"
 _PUNCT = str.maketrans("", "", string.punctuation)

@@ -13,8 +13,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from seal_core import Domain, TaskInstance
-from seal_core.errors import DataError
+from seal_core import DataError, Domain, TaskInstance
 
 BUNDLED = Path(__file__).parent / "data" / "lexicon.json"
 SPLITS = ("train", "eval")

@@ -7,7 +7,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach a model hub
 
 import pytest
 
-from seal_core.registry import ENTRY_POINT_GROUP, Registry
+from seal_core.hooks.registry import ENTRY_POINT_GROUP, Registry
 
 PLUGIN = "seal_plugin_example.plugin"
 

@@ -29,7 +29,7 @@ def test_the_first_line_of_each_answer_is_graded(registry, monkeypatch):
 
 
 def test_on_a_tiny_random_model(registry):
-    from seal_core.models import load_model
+    from seal_core.models.loading import load_model
 
     loaded = load_model("tiny-random")
     score = registry.get("evaluator", "exact-match").evaluate(loaded.model, loaded.tokenizer, TASK)

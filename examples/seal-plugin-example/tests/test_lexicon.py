@@ -5,8 +5,8 @@ import json
 import pytest
 
 from seal_core import Domain
-from seal_core.config import load_raw, resolve
-from seal_core.errors import ConfigError, DataError
+from seal_core.loop.config import load_raw, resolve
+from seal_core import ConfigError, DataError
 from seal_plugin_example.lexicon import LexiconDomain
 
 

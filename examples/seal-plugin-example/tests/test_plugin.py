@@ -4,7 +4,7 @@ import importlib.metadata
 
 import pytest
 
-from seal_core.registry import ENTRY_POINT_GROUP, Registry
+from seal_core.hooks.registry import ENTRY_POINT_GROUP, Registry
 
 
 def test_the_plugin_registers_a_domain_and_an_evaluator(registry):

@@ -1,0 +1,25 @@
+"""``seal-run ask MODEL "question"``: a saved model's (or adapter's) answer, without the document
+(:mod:`seal_core.deploy.ask`)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    parser = sub.add_parser("ask", help="ask a saved model or adapter a question, without the document")
+    parser.add_argument("model", metavar="MODEL", help="a model directory (checkpoints/policy, adapt's OUT/model) or a "
+                        "peft adapter directory (OUT/adapters/NAME)")
+    parser.add_argument("question")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument("--max-new-tokens", type=int, default=32, metavar="N")
+    parser.add_argument("--chat-template", choices=("auto", "none"), default="auto",
+                        help="none: a plain-text prompt, for a model adapted with model.chat_template=none")
+    return parser
+
+
+def main(args: argparse.Namespace) -> int:
+    from seal_core.deploy.ask import ask, load_for_asking
+
+    print(ask(load_for_asking(args.model, args.device, args.chat_template), args.question, args.max_new_tokens))
+    return 0

@@ -1,0 +1,1 @@
+"""How plugins are found, loaded and called: the component registry, plugin import, hook tracing, event hooks."""

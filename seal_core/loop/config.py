@@ -1,0 +1,382 @@
+"""The run configuration: defaults, YAML file, ``--set KEY=VALUE`` overrides, validation.
+
+Every key is checked before any model loads. The engine's own keys are the dataclasses below;
+each component section (``domain``, ``generator``, ``inner``, ``evaluator``, ``reward``,
+``algorithm``) also takes the fields of its chosen component's ``Options`` dataclass (``reward``
+names the evaluator of the rollouts' reward; unset, the held-out ``evaluator`` with its options). Example::
+
+    seal-run run --set rounds=3 --set inner.learning_rate=3e-4 --set domain.prompt=rewrite
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import difflib
+import math
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from seal_core.api.errors import ConfigError, UnknownConfigKey
+
+
+@dataclass
+class DomainSection:
+    name: str = "knowledge"  # a registered domain
+    source: str | None = None  # None: the domain's bundled data; else a file path or hub id
+    train_limit: int | None = 8  # tasks per round for RL (None: all)
+    eval_limit: int | None = 8  # held-out tasks scored each round (None: all)
+
+    def __post_init__(self) -> None:
+        for key in ("train_limit", "eval_limit"):
+            value = getattr(self, key)
+            if value is not None and value < 1:
+                raise ValueError(f"{key} must be >= 1 or null (all tasks), got {value}")
+
+
+@dataclass
+class ModelSection:
+    policy: str = "embedded"  # embedded | tiny-random | random:<shape> | a hub id | a local path
+    teacher: str | None = None  # for setups that split the roles
+    student: str | None = None
+    device: str = "auto"  # auto (cuda when available) | cpu | cuda | cuda:N
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"  # auto: fp32 on CPU, bf16 on GPU
+    trust_remote_code: bool = False  # only for hub models you trust
+    #: auto: prompts in the tokenizer's chat template when it has one, plain text otherwise;
+    #: none: plain text always (base models; the reference code's instruct_model=False)
+    chat_template: Literal["auto", "none"] = "auto"
+
+
+@dataclass
+class TrainerSection:
+    #: the outer update under DeepSpeed ZeRO: zero2 | zero3 | zero3-offload | a .json file;
+    #: None: the plain one-process update (zero2 under a multi-process launcher). See docs/distributed.md
+    deepspeed: str | None = None
+
+
+@dataclass
+class NamedSection:
+    name: str | None = None  # None: the default component (for the evaluator: the domain's)
+
+
+#: what ``report_to`` takes (besides none): the trackers of seal_plugins.trackers, or all of them
+TRACKERS = ("tensorboard", "wandb", "trackio", "all")
+
+
+@dataclass
+class RunSection:
+    seed: int = 0
+    rounds: int = 2  # RL updates; metrics has rounds + 1 lines (round 0 = before any update)
+    edits_per_task: int = 4  # k self-edits sampled per training task and round
+    setup: str = "single-model"
+    checkpoint: Literal["final", "every_round", "none"] = "final"  # policy weights, safetensors
+    # how held-out passages are adapted each round (seal_core/loop/experiments.py): single = one
+    # adapter per passage; cpt = all domain.eval_limit passages' self-edits in one adapter;
+    # continual = one after another, merged after each step, with a retention matrix
+    experiment: Literal["single", "cpt", "continual"] = "single"
+    #: experiment trackers that follow the run (the built-in ``trackers`` plugin) and rest-em's
+    #: SFT: tensorboard | wandb | trackio | all (every one installed); none or [] (the default): none
+    report_to: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.report_to = [] if self.report_to in (["none"], ["None"]) else list(self.report_to)
+        unknown = [t for t in self.report_to if t not in TRACKERS]
+        if unknown:
+            raise ValueError(f"report_to {unknown} is not allowed: use none, all or a list of {', '.join(TRACKERS[:-1])}")
+        if self.rounds < 0:
+            raise ValueError(f"rounds must be >= 0, got {self.rounds}")
+        if self.edits_per_task < 1:
+            raise ValueError(f"edits_per_task must be >= 1, got {self.edits_per_task}")
+
+
+#: component sections: config key -> (registry kind, default component name)
+COMPONENT_SECTIONS: dict[str, tuple[str, str | None]] = {
+    "domain": ("domain", "knowledge"),
+    "generator": ("edit_generator", "hf-generate"),
+    "inner": ("inner_updater", "multi-lora"),
+    "evaluator": ("evaluator", None),
+    # the evaluator of the rollouts' reward; unset: the held-out evaluator itself, same options
+    "reward": ("evaluator", None),
+    "algorithm": ("algorithm", "rest-em"),
+}
+CORE_SECTIONS: dict[str, type] = {
+    "domain": DomainSection,
+    "model": ModelSection,
+    "generator": NamedSection,
+    "inner": NamedSection,
+    "evaluator": NamedSection,
+    "reward": NamedSection,
+    "algorithm": NamedSection,
+    "trainer": TrainerSection,
+}
+
+
+@dataclass
+class Config:
+    """A validated configuration. ``raw`` is the fully resolved nested dict (config.yaml)."""
+
+    run: RunSection
+    domain: DomainSection
+    model: ModelSection
+    components: dict[str, str]  # section -> chosen component name
+    options: dict[str, Any]  # section -> that component's Options instance
+    raw: dict[str, Any] = field(default_factory=dict)
+    trainer: TrainerSection = field(default_factory=TrainerSection)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.raw, sort_keys=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# raw dict handling
+# ---------------------------------------------------------------------------------------------
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``"inner.learning_rate=3e-4"`` -> (["inner", "learning_rate"], 0.0003)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set '{text}' is not of the form KEY=VALUE (e.g. --set rounds=3).")
+    try:
+        parsed = yaml.safe_load(value) if value.strip() else None
+    except yaml.YAMLError:
+        parsed = value
+    if isinstance(parsed, str) and _looks_like_float(parsed):
+        parsed = float(parsed)  # YAML 1.1 reads "3e-4" as a string
+    return [p.strip() for p in key.split(".")], parsed
+
+
+def _looks_like_float(text: str) -> bool:
+    try:
+        value = float(text)
+    except ValueError:
+        return False
+    return math.isfinite(value)
+
+
+def load_raw(config_file: str | Path | None, overrides: list[str] = ()) -> dict[str, Any]:
+    """The user's config as a nested dict: the YAML file, then each override in order."""
+    raw: dict[str, Any] = {}
+    if config_file is not None:
+        path = Path(config_file)
+        if not path.is_file():
+            raise ConfigError(f"Config file '{path}' does not exist. Pass an existing YAML file to --config.")
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (yaml.YAMLError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"Config file '{path}' is not valid UTF-8 YAML: {exc}") from exc
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"Config file '{path}' must hold a mapping of keys, not {type(loaded).__name__}.")
+        raw = loaded or {}
+    for text in overrides:
+        keys, value = parse_override(text)
+        node = raw
+        for part in keys[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"--set '{text}': '{part}' is a value, not a section.")
+            node = child
+        node[keys[-1]] = value
+    return raw
+
+
+# ---------------------------------------------------------------------------------------------
+# typed validation
+# ---------------------------------------------------------------------------------------------
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return " | ".join(repr(a) for a in typing.get_args(tp))
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp))
+    if tp is type(None):
+        return "null"
+    if origin is list:
+        return f"list of {_type_name(typing.get_args(tp)[0])}"
+    return getattr(tp, "__name__", str(tp))
+
+
+def coerce(value: Any, tp: Any, key: str) -> Any:
+    """Check ``value`` against the annotation ``tp``; ints are accepted where floats are."""
+    origin = typing.get_origin(tp)
+    bad = ConfigError(f"Config key '{key}' = {value!r} is not allowed: expected {_type_name(tp)}.")
+    if tp is Any:
+        return value
+    if origin is Literal:
+        if value in typing.get_args(tp):
+            return value
+        raise bad
+    if origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(tp):
+            try:
+                return coerce(value, arg, key)
+            except ConfigError:
+                continue
+        raise bad
+    if tp is type(None):
+        if value is None:
+            return None
+        raise bad
+    if origin is list:
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, list):
+            raise bad
+        (item,) = typing.get_args(tp)
+        return [coerce(v, item, key) for v in value]
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise bad
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise bad
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise bad
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise bad
+    raise bad
+
+
+def build_dataclass(cls: type, values: dict[str, Any], section: str, extra_ok: tuple[str, ...] = ()) -> Any:
+    """Instantiate ``cls`` from ``values``, rejecting unknown keys and ill-typed values."""
+    if not isinstance(values, dict):
+        raise ConfigError(f"Config key '{section}' must be a section (mapping), not {values!r}.")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    prefix = f"{section}." if section else ""
+    for key in values:
+        if key not in names and key not in extra_ok:
+            allowed = sorted({*names, *extra_ok})
+            close = difflib.get_close_matches(key, allowed, n=1)
+            hint = f" Did you mean '{prefix}{close[0]}'?" if close else ""
+            raise UnknownConfigKey(
+                f"Unknown config key '{prefix}{key}'.{hint} Allowed keys in '{section or 'the top level'}': "
+                f"{', '.join(allowed) or 'none'}."
+            )
+    kwargs = {k: coerce(v, hints[k], f"{prefix}{k}") for k, v in values.items() if k in names}
+    try:
+        return cls(**kwargs)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"Config section '{section or 'top level'}' is not valid: {exc}.") from exc
+
+
+def as_dict(obj: Any) -> dict[str, Any]:
+    return dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) else {}
+
+
+_SECRET_KEY = re.compile(r"(api_?key|secret|password|passwd|(^|_)token$|credential)", re.IGNORECASE)
+
+
+def reject_secrets(raw: dict[str, Any], prefix: str = "") -> None:
+    """Secrets belong in environment variables, never in a config that is saved with the run."""
+    for key, value in raw.items():
+        full = f"{prefix}{key}"
+        if _SECRET_KEY.search(str(key)):
+            raise ConfigError(
+                f"Config key '{full}' looks like a secret. Secrets are read from environment "
+                "variables (for example OPENAI_API_KEY), never from the config, which is saved "
+                "as config.yaml in the run directory. Remove the key and set the variable instead."
+            )
+        if isinstance(value, dict):
+            reject_secrets(value, f"{full}.")
+
+
+def resolve(raw: dict[str, Any], registry: Any) -> Config:
+    """Validate ``raw`` against the core schema and the chosen components' ``Options``."""
+    raw = copy.deepcopy(raw)
+    reject_secrets(raw)
+    run_keys = [f.name for f in dataclasses.fields(RunSection)]
+    top_allowed = [*run_keys, *CORE_SECTIONS]
+    for key in raw:
+        if key not in top_allowed:
+            close = difflib.get_close_matches(key, top_allowed, n=1)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            raise UnknownConfigKey(f"Unknown config key '{key}'.{hint} Allowed top-level keys: {', '.join(top_allowed)}.")
+    run = build_dataclass(RunSection, {k: raw[k] for k in run_keys if k in raw}, "")
+    setup = registry.get("setup", run.setup, key="setup")
+    model = build_dataclass(ModelSection, raw.get("model") or {}, "model")
+    for key in getattr(setup, "model_keys", ()):
+        if not getattr(model, key, None):
+            raise ConfigError(
+                f"Setup '{run.setup}' needs config key 'model.{key}' (a model spec: embedded, "
+                f"tiny-random, a hub id or a local path); set it with --set model.{key}=..."
+            )
+    from seal_core.models.loading import check_spec, resolve_device
+
+    resolve_device(model.device)
+    for key in ("policy", "teacher", "student"):
+        if getattr(model, key) is not None:
+            check_spec(getattr(model, key), f"model.{key}")
+
+    resolved: dict[str, Any] = dataclasses.asdict(run)
+    resolved["model"] = dataclasses.asdict(model)
+    trainer = build_dataclass(TrainerSection, raw.get("trainer") or {}, "trainer")
+    resolved["trainer"] = dataclasses.asdict(trainer)
+    components: dict[str, str] = {}
+    options: dict[str, Any] = {}
+    domain_section: DomainSection | None = None
+    for section, (kind, default_name) in COMPONENT_SECTIONS.items():
+        values = raw.get(section) or {}
+        if not isinstance(values, dict):
+            raise ConfigError(
+                f"Config key '{section}' = {values!r} is a section, not a value: set its keys, "
+                f"e.g. --set {section}.name=..."
+            )
+        values = dict(values)
+        core_cls = CORE_SECTIONS[section]
+        core_names = [f.name for f in dataclasses.fields(core_cls)]
+        name = values.get("name", default_name)
+        if section == "reward" and not {k: v for k, v in values.items() if (k, v) != ("name", None)}:
+            # nothing set: the held-out evaluator rewards the rollouts
+            components[section], options[section] = components["evaluator"], options["evaluator"]
+            resolved[section] = {"name": None}
+            continue
+        if section == "reward" and name is None:  # its options set, the held-out evaluator's kind
+            name = components["evaluator"]
+        if section == "evaluator" and name is None:
+            name = registry.get("domain", components["domain"]).evaluator
+        name = coerce(name, str, f"{section}.name")
+        component = registry.get(kind, name, key=f"{section}.name")
+        opts_cls = getattr(component, "Options", None)
+        opt_names = [f.name for f in dataclasses.fields(opts_cls)] if opts_cls else []
+        try:
+            core = build_dataclass(core_cls, values, section, tuple(opt_names))
+            opt_values = {k: v for k, v in values.items() if k not in core_names}
+            opts = build_dataclass(opts_cls, opt_values, section, tuple(core_names)) if opts_cls else None
+        except UnknownConfigKey as exc:
+            raise UnknownConfigKey(f"{exc} Those are the keys of {section}.name={name!r}; options written for another "
+                              f"{kind.replace('_', ' ')} (for example in the config file, before --set {section}.name="
+                              f"{name} replaced it) are refused, not dropped: remove them from the file.") from None
+        for f in dataclasses.fields(opts) if opts is not None else ():
+            if "component" in f.metadata:  # an option that names a component of another kind
+                registry.get(f.metadata["component"], getattr(opts, f.name), key=f"{section}.{f.name}")
+        components[section] = name
+        options[section] = opts
+        resolved[section] = {**dataclasses.asdict(core), "name": name, **as_dict(opts)}
+        if section == "domain":
+            domain_section = core
+    assert domain_section is not None
+    updater = registry.get("inner_updater", components["inner"])
+    if run.experiment == "continual" and not getattr(updater, "can_merge", False):
+        raise ConfigError(f"Config key 'experiment' = 'continual' merges each adaptation into the weights, which "
+                          f"inner updater '{components['inner']}' cannot do. Use inner.name=lora or inner.name=full.")
+    from seal_core.rl.zero import check_deepspeed
+
+    check_deepspeed(trainer.deepspeed, registry.get("algorithm", components["algorithm"]).configured(options["algorithm"]))
+    return Config(run, domain_section, model, components, options, resolved, trainer)

@@ -1,0 +1,252 @@
+"""The SEAL engine: the outer RL loop around the inner adapt-and-score loop. This pseudo-code is
+the loop's one description (docs/architecture.md links here); each line names the method that
+does it::
+
+    for round in 0..rounds:                                        # Engine.run
+        evaluate held-out tasks: score the student, then adapt it     # Engine.evaluate
+            on its greedy self-edit and score it again -> evaluations.jsonl
+        if round < rounds:
+            tasks  = sample of the train tasks, seeded by (seed, round)  # Engine.sample_train
+            edits  = generator(generator_model, edit_prompt(task), k)    # Engine.write_edits
+            for each EditItem(task, index, edit):                        # Engine.collect
+                student' = updater(student, training_set(task, edit))    #   Scorer.score_edits
+                reward   = score(student') - score(student)              #   Engine.reward
+                rollouts.jsonl += Rollout, appended as each is scored
+            algorithm.update(generator_model, rollouts)   # in place     # Engine.update
+        metrics.jsonl += the round's line; results.md, plot.png rewritten
+
+Under ``torchrun`` or the ``deepspeed`` launcher the same loop runs on every rank: self-edits
+and the inner loop are split across ranks and gathered, the update runs data-parallel, rank 0
+alone writes (:mod:`seal_core.runtime.distributed`, docs/distributed.md).
+
+The student's own score is computed once per task and round (it only changes when the RL update
+changes the student's weights). Every random step is seeded from (seed, step name, round, task,
+edit), so a step gives the same result whatever ran before it.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import asdict
+from typing import Any
+
+import structlog
+from tqdm import tqdm
+
+from seal_core.api.components import Roles, UpdateContext, algorithm_flag
+from seal_core.api.types import EditItem, Rollout, ScoredEdit, TaskInstance
+from seal_core.hooks.events import event_hooks
+from seal_core.loop.scoring import Scorer
+from seal_core.loop.workbench import Workbench
+from seal_core.models.loading import broadcast_weights, weights_sha
+from seal_core.rl.zero import deepspeed_config
+from seal_core.runs.checkpoints import save_policy
+from seal_core.runs.results import eval_summary, train_summary, write_results
+from seal_core.runs.resume import ResumeState, load_resume_point, save_resume_point
+from seal_core.runs.store import RunStore
+from seal_core.runtime import distributed
+from seal_core.runtime.interrupt import StopFlag
+from seal_core.runtime.seeding import derive_seed, seed_all
+
+log = structlog.get_logger(__name__)
+
+
+class Engine:
+    """Runs one configured SEAL run into the run directory of ``store``.
+
+    ``workbench`` holds the config's components (:class:`seal_core.loop.workbench.Workbench`);
+    ``command`` is the command line that started the run, for the saved policy's model card.
+    """
+
+    def __init__(self, workbench: Workbench, store: RunStore, stop: StopFlag | None = None,
+                 command: str | None = None):
+        self.workbench, self.store, self.command = workbench, store, command
+        self.config = config = workbench.config
+        self.stop = stop or StopFlag()
+        if distributed.active():  # every rank must stop at the same point, or none
+            self.stop = distributed.AgreedStop(self.stop)
+        self.domain, self.generator, self.updater = workbench.domain, workbench.generator, workbench.updater
+        self.edit_schema = workbench.edit_schema
+        self.algorithm = workbench.component("algorithm", "algorithm")
+        self.setup = workbench.registry.get("setup", config.run.setup)
+        held_out, reward = workbench.evaluators()
+        self.held_out = Scorer(held_out, workbench, self.stop)  # the held-out table's scores
+        self.rewarder = self.held_out if reward is held_out else Scorer(reward, workbench, self.stop)  # the rollouts'
+        self.hooks = event_hooks(workbench.registry.pm)  # called once per event, from rank 0
+
+    @property
+    def evaluator(self) -> Any:
+        """The held-out evaluator."""
+        return self.held_out.evaluator
+
+    def sample_train(self, train: list[TaskInstance], rnd: int) -> list[TaskInstance]:
+        limit = self.config.domain.train_limit
+        if not limit or limit >= len(train):
+            return list(train)
+        rng = random.Random(derive_seed(self.config.run.seed, "tasks", rnd))
+        return rng.sample(train, limit)
+
+    # -- self-edits ----------------------------------------------------------------------------
+
+    def write_edits(self, rnd: int, tasks: list[TaskInstance], roles: Roles, k: int, greedy: bool,
+                    desc: str) -> list[tuple[str, list[str]]]:
+        """(edit prompt, k self-edits) per task, each task's generation seeded from (seed, round,
+        task, greedy); under a launcher each rank writes those of its slice of the tasks, and the
+        slices are gathered."""
+        mine = distributed.shard(tasks)
+        written = self.workbench.write_edits(
+            roles.generator, mine, k, greedy, lambda task: derive_seed(self.config.run.seed, "generate", rnd, task.id, greedy))
+        out = [(prompt, edits) for _, prompt, edits in tqdm(written, total=len(mine), desc=desc, unit="task",
+                                                              dynamic_ncols=True, disable=not distributed.is_main())]
+        return distributed.gather_lists(out)
+
+    def edit_logprobs(self, tasks: list[TaskInstance], edits: dict[str, tuple[str, list[str]]],
+                      roles: Roles) -> dict[tuple[str, int], tuple[list[int] | None, list[float]]]:
+        """(sampled token ids or None, per-token log-probs) of each self-edit under the policy that
+        wrote it, for algorithms that declare ``needs_logprobs`` (the "old" policy of a clipped-ratio
+        update): the sampler's own where the generator reports them, else computed under ``edit_schema``
+        (:func:`seal_core.models.logprobs.sampled_logprobs`)."""
+        if not algorithm_flag(self.algorithm, "needs_logprobs"):
+            return {}
+        from seal_core.models.logprobs import sampled_logprobs
+
+        out = {}
+        for task in distributed.shard(tasks):
+            prompt, task_edits = edits[task.id]
+            for i, pair in enumerate(sampled_logprobs(roles.generator, prompt, task_edits, self.edit_schema)):
+                out[(task.id, i)] = pair
+        return {key: value for part in distributed.gather(out) for key, value in part.items()}
+
+    def eval_row(self, rnd: int, task: TaskInstance, edit: str, score: Any, reason: str | None,
+                 student: Any, **extra: Any) -> dict[str, Any]:
+        """One line of evaluations.jsonl: the student before and after adapting on ``edit``."""
+        before = self.held_out.base(rnd, task, student)
+        return {"round": rnd, "task_id": task.id, "edit": edit, "score_before": before.value,
+                "score_after": score.value, "reason": reason, "details_before": before.details,
+                "details": score.details, **extra}
+
+    @staticmethod
+    def reward(before: Any, after: Any) -> float:
+        """A rollout's reward: how much adapting on the self-edit moved the student's score on its
+        task (the paper's improvement over the current model; negative when it hurt)."""
+        return after.value - before.value
+
+    # -- one round -----------------------------------------------------------------------------
+
+    def evaluate(self, rnd: int, tasks: list[TaskInstance], roles: Roles, done: dict[str, dict]) -> dict[str, Any]:
+        """Score held-out tasks; ``done`` holds this round's rows already in evaluations.jsonl."""
+        todo = [t for t in tasks if t.id not in done]
+        edits = self.write_edits(rnd, todo, roles, 1, True, f"round {rnd} · eval self-edits")
+        rows = dict(done)
+        items = [EditItem(task, -1, edit) for task, (_, (edit,)) in zip(todo, edits)]
+
+        def evaluation(scored: ScoredEdit) -> dict[str, Any]:
+            item = scored.item
+            return self.eval_row(rnd, item.task, item.edit, scored.score, scored.reason, roles.student)
+
+        for row in tqdm(self.held_out.scored_rows(rnd, items, roles.student, evaluation), total=len(items),
+                        desc=f"round {rnd} · eval adapt+score", unit="task", dynamic_ncols=True,
+                        disable=not distributed.is_main()):
+            self.store.append_evaluation(row)
+            rows[row["task_id"]] = row
+        return eval_summary([rows[t.id] for t in tasks])
+
+    def collect(self, rnd: int, tasks: list[TaskInstance], roles: Roles,
+                done: dict[tuple[str, int], Rollout]) -> list[Rollout]:
+        """Score k self-edits per task; ``done`` holds this round's rollouts already on disk."""
+        k = self.config.run.edits_per_task
+        todo = [t for t in tasks if any((t.id, i) not in done for i in range(k))]
+        edits = dict(zip([t.id for t in todo], self.write_edits(rnd, todo, roles, k, False, f"round {rnd} · train self-edits")))
+        logprobs = self.edit_logprobs(todo, edits, roles)
+        items = [EditItem(t, i, edits[t.id][1][i]) for t in todo for i in range(k) if (t.id, i) not in done]
+        scored = dict(done)
+
+        def rollout_of(edit: ScoredEdit) -> Rollout:
+            item, before = edit.item, self.rewarder.base(rnd, edit.item.task, roles.student)
+            details = dict(edit.score.details) | ({"reason": edit.reason} if edit.reason else {})
+            token_ids, lps = logprobs.get((item.task.id, item.index), (None, None))
+            return Rollout(round=rnd, task_id=item.task.id, edit_index=item.index, prompt=edits[item.task.id][0],
+                           edit=str(item.edit), score_before=before.value, score_after=edit.score.value,
+                           reward=self.reward(before, edit.score), details=details, logprobs=lps, token_ids=token_ids)
+
+        for rollout in tqdm(self.rewarder.scored_rows(rnd, items, roles.student, rollout_of, per_rank=k),
+                            total=len(items), desc=f"round {rnd} · inner updates", unit="edit", dynamic_ncols=True,
+                            disable=not distributed.is_main()):
+            self.store.append_rollout(rollout)
+            self.hooks.seal_rollout_scored(rollout=rollout, run_dir=self.store.dir)
+            scored[(rollout.task_id, rollout.edit_index)] = rollout
+        return [scored[(t.id, i)] for t in tasks for i in range(k)]
+
+    # -- the outer loop ------------------------------------------------------------------------
+
+    @staticmethod
+    def model_shas(roles: Roles) -> dict[str, str]:
+        """Short hashes of the generator's and the student's base weights, to tell versions apart."""
+        generator = weights_sha(roles.generator.model)
+        student = generator if roles.student.model is roles.generator.model else weights_sha(roles.student.model)
+        return {"generator_sha": generator, "student_sha": student}
+
+    def update(self, rnd: int, roles: Roles, rollouts: list[Rollout], metrics: dict[str, Any]) -> None:
+        """The RL update of round ``rnd``; its result is saved with ``metrics`` as the resume point."""
+        cfg = self.config
+        context = UpdateContext(round=rnd, seed=derive_seed(cfg.run.seed, "update", rnd),
+                                workdir=self.store.dir, reference=lambda: self.workbench.load(roles.generator.spec),
+                                deepspeed=deepspeed_config(cfg.trainer.deepspeed, self.algorithm),
+                                components=self.workbench.registry.get, edit_schema=self.edit_schema, report_to=cfg.run.report_to)
+        seed_all(context.seed)
+        if distributed.active() and context.deepspeed is None:  # no DeepSpeed path: rank 0 updates alone
+            stats = self.algorithm.update(roles.generator, rollouts, context) if distributed.is_main() else {}
+            metrics.update(distributed.broadcast(stats))
+            broadcast_weights(roles.generator.model)
+        else:
+            metrics.update(self.algorithm.update(roles.generator, rollouts, context))
+        save_resume_point(self.store, self.algorithm, roles.generator, rnd, metrics)  # with the algorithm's state
+
+    def run(self, resume: bool = False) -> list[dict[str, Any]]:
+        """Run (or, with ``resume``, continue) into the store; returns the metrics lines."""
+        store, cfg = self.store, self.config
+        train, evals = self.workbench.load_tasks()
+        log.info("tasks loaded", domain=self.domain.name, train=len(train), eval=len(evals),
+                 train_per_round=min(cfg.domain.train_limit or len(train), len(train)))
+        state = ResumeState.read(store, cfg.run.rounds) if resume and distributed.is_main() else ResumeState()
+        state = distributed.broadcast(state)  # rank 0 reads the run directory, for every rank
+        if state.finished(cfg.run.rounds):
+            log.info("run already finished; nothing to resume", run_dir=str(store.dir))
+            return state.metrics
+        roles = self.setup.build(self.workbench.load, asdict(cfg.model))
+        if state.updated_round is not None:
+            load_resume_point(store, self.algorithm, roles.generator)  # weights and the algorithm's state
+            log.info("resuming", run_dir=str(store.dir), finished_rounds=state.next_round,
+                     weights_after_update_of_round=state.updated_round)
+        if not resume:
+            store.write_config(cfg.to_yaml())
+        self.hooks.seal_run_started(run_dir=store.dir, config=cfg.raw)
+        title = f"SEAL {self.domain.name} · {cfg.components['algorithm']} · {roles.generator.spec}"
+        all_metrics = list(state.metrics)
+        for rnd in range(state.next_round, cfg.run.rounds + 1):
+            started = time.time()
+            log.info("round started", round=rnd, of=cfg.run.rounds)
+            if state.updated_round == rnd:  # killed after this round's update: all but the line is saved
+                metrics = dict(state.pending_metrics)
+            else:
+                metrics = {"round": rnd, **self.model_shas(roles)}
+                metrics.update(self.evaluate(rnd, evals, roles, state.evaluations.get(rnd, {})))
+            if rnd < cfg.run.rounds and state.updated_round != rnd:
+                rollouts = self.collect(rnd, self.sample_train(train, rnd), roles, state.rollouts.get(rnd, {}))
+                metrics.update(train_summary(rollouts))
+                self.update(rnd, roles, rollouts, metrics)
+                if cfg.run.checkpoint == "every_round":
+                    save_policy(store, roles.generator, f"policy-round{rnd + 1}", cfg, [*all_metrics, metrics], self.command)
+            metrics["seconds"] = round(time.time() - started, 1)
+            store.append_metrics(metrics)
+            all_metrics.append(metrics)
+            if store.writes:
+                write_results(store.dir, all_metrics, title)
+            self.hooks.seal_round_finished(round=rnd, metrics=metrics, run_dir=store.dir)
+            log.info("round finished", **{k: v for k, v in metrics.items() if not isinstance(v, dict)})
+            self.stop.check()
+        if cfg.run.checkpoint == "final":
+            save_policy(store, roles.generator, "policy", cfg, all_metrics, self.command)
+        store.drop_resume_point()
+        return all_metrics

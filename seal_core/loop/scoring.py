@@ -1,0 +1,124 @@
+"""The inner loop: adapt the student on a self-edit, score it with one evaluator, reset.
+
+A :class:`Scorer` belongs to one evaluator (the held-out one, or the rollouts' reward evaluator)
+and owns the cache of that evaluator's scores of the unadapted student (one per round and task:
+they only change when the RL update changes the student). Self-edits go through the inner updater
+in batches where it trains several at once (``multi-lora``), one at a time otherwise; under a
+launcher in waves split across ranks (:meth:`Scorer.scored_rows`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import structlog
+
+from seal_core.api.components import Evaluator
+from seal_core.api.errors import EditRejected
+from seal_core.api.types import EditItem, LoadedModel, Score, ScoredEdit, TaskInstance
+from seal_core.loop.workbench import Workbench
+from seal_core.runtime import distributed
+from seal_core.runtime.seeding import derive_seed, seed_all
+
+log = structlog.get_logger(__name__)
+
+
+class Scorer:
+    """Scores self-edits with ``evaluator`` (see the module docstring)."""
+
+    def __init__(self, evaluator: Evaluator, workbench: Workbench, stop: Any):
+        self.evaluator, self.workbench, self.stop = evaluator, workbench, stop
+        self.updater = workbench.updater
+        self._base: dict[tuple[int, str], Score] = {}
+
+    def base(self, rnd: int, task: TaskInstance, student: LoadedModel) -> Score:
+        """The unadapted student's score on ``task``, computed once per round."""
+        key = (rnd, task.id)
+        if key not in self._base:
+            self._base[key] = self.evaluator.evaluate(student.model, student.tokenizer, task)
+        return self._base[key]
+
+    def inner_seed(self, rnd: int, item: EditItem) -> int:
+        """The seed of an item's inner loop (data order, adapter randomness). A held-out self-edit
+        (index -1) trains from round 0's seed at every round, so an unchanged self-edit scores the
+        same in every round and a change between rounds is the policy's (common random numbers)."""
+        return derive_seed(self.workbench.config.run.seed, "inner", rnd if item.index >= 0 else 0, item.task.id,
+                           item.index)
+
+    def score_edits(self, rnd: int, items: list[EditItem], student: LoadedModel) -> Iterator[ScoredEdit]:
+        """Score each item; yields a :class:`ScoredEdit` per item, in order, as soon as it is scored.
+
+        The student is back to its unadapted state whenever an item is yielded. An updater that
+        trains several self-edits at once gets them in batches (items are yielded as each batch
+        finishes); the others get one at a time. A Ctrl-C raises here, between batches.
+        """
+        size = self.updater.batch_capacity()
+        for start in range(0, len(items), max(size, 1)):
+            if size > 1:
+                yield from self.score_batch(rnd, items[start:start + size], student)
+            else:
+                yield self.score_edit(rnd, items[start], student)
+            # Ctrl-C: stop only after the caller has stored every item of the finished batch
+            # (under a launcher the ranks agree on stopping between waves, in scored_rows)
+            if not distributed.active():
+                self.stop.check()
+
+    def score_batch(self, rnd: int, items: list[EditItem], student: LoadedModel) -> list[ScoredEdit]:
+        """:meth:`score_edit` for several items with one ``adapt_batch`` (same seeds per item)."""
+        datas, reasons = self.workbench.training_sets([(item.task, item.edit) for item in items])
+        keep = [pos for pos in range(len(items)) if pos not in reasons]
+        seeds = [self.inner_seed(rnd, items[pos]) for pos in keep]
+        seed_all(seeds[0] if seeds else 0)  # anything else random in the inner loop (dropout)
+        scores: dict[int, Score] = {}
+        if keep:
+            with self.updater.adapted_batch(student, [datas[pos] for pos in keep], seeds) as batch:
+                reasons.update({keep[j]: why for j, why in batch.rejected.items()})
+                good = [j for j in range(len(keep)) if j not in batch.rejected]
+                tasks = [items[keep[j]].task for j in good]
+                routed = tasks and self.evaluator.evaluate_routed(
+                    student.model, student.tokenizer, tasks,
+                    lambda owners: batch.rows([good[o] if o >= 0 else -1 for o in owners]))
+                if routed is None:
+                    routed = []
+                    for j, task in zip(good, tasks):
+                        with batch.use(j):
+                            routed.append(self.evaluator.evaluate(student.model, student.tokenizer, task))
+                scores = {keep[j]: score for j, score in zip(good, routed)}
+        return [ScoredEdit(item, scores[pos] if pos not in reasons else self.rejected(rnd, item, reasons[pos], student),
+                           reasons.get(pos))
+                for pos, item in enumerate(items)]
+
+    def score_edit(self, rnd: int, item: EditItem, student: LoadedModel) -> ScoredEdit:
+        """Adapt the student on the edit, score it, reset. A rejected edit scores as unadapted."""
+        seed_all(self.inner_seed(rnd, item))
+        (data,), reasons = self.workbench.training_sets([(item.task, item.edit)])
+        if data is not None:
+            try:
+                with self.updater.adapted(student, data) as adapted:
+                    return ScoredEdit(item, self.evaluator.evaluate(adapted.model, adapted.tokenizer, item.task))
+            except EditRejected as exc:
+                reasons[0] = str(exc)
+        return ScoredEdit(item, self.rejected(rnd, item, reasons[0], student), reasons[0])
+
+    def rejected(self, rnd: int, item: EditItem, reason: str, student: LoadedModel) -> Score:
+        """A rejected self-edit scores as no adaptation; the reason is logged."""
+        log.warning("self-edit rejected", round=rnd, task_id=item.task.id, edit_index=item.index, reason=reason)
+        return self.base(rnd, item.task, student)
+
+    def scored_rows(self, rnd: int, items: list[EditItem], student: LoadedModel,
+                    row: Callable[[ScoredEdit], Any], per_rank: int = 1) -> Iterator[Any]:
+        """``row(scored)`` for each item, in the items' order.
+
+        In one process: straight from :meth:`score_edits`. Under a launcher the items go in waves
+        of ``per_rank`` items per rank; each rank scores its slice of a wave through
+        :meth:`score_edits`, and the rows are gathered, so every rank yields every row.
+        """
+        if not distributed.active():
+            for scored in self.score_edits(rnd, items, student):
+                yield row(scored)
+            return
+        for wave in distributed.waves(items, per_rank):
+            mine = self.score_edits(rnd, distributed.shard(wave), student)
+            yield from distributed.gather_lists([row(scored) for scored in mine])
+            self.stop.check()  # the same point on every rank, after the wave's rows are stored

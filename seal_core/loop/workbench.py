@@ -1,0 +1,126 @@
+"""A config's components, and what a SEAL run and ``seal-run adapt`` both do with them.
+
+The engine (:mod:`seal_core.loop.engine`), the held-out experiments and ``seal-run adapt``
+(:mod:`seal_core.deploy.adapter`) share one path for each step: loading a model, the tasks of the
+configured domain, writing self-edits with the configured generator (under the domain's edit
+schema), turning a self-edit into the domain's training set, and learning it into a student's
+weights. None of them looks a component up or repeats a step on its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import structlog
+
+from seal_core.api.components import Evaluator
+from seal_core.api.errors import DataError, EditRejected
+from seal_core.api.types import LoadedModel, TaskInstance, TrainingSet
+from seal_core.loop.config import Config
+from seal_core.models.constrained import run_schema
+from seal_core.models.loading import load_model, load_options
+from seal_core.runtime.seeding import seed_all
+
+log = structlog.get_logger(__name__)
+
+
+class Workbench:
+    """The configured domain, edit generator and inner updater of ``config`` (each looked up once
+    in ``registry``), and the steps built on them."""
+
+    def __init__(self, config: Config, registry: Any):
+        self.config, self.registry = config, registry
+        self.domain = self.component("domain", "domain")
+        self.generator = self.component("edit_generator", "generator")
+        self.updater = self.component("inner_updater", "inner")
+        self.edit_schema = run_schema(self.domain, self.generator)  # what edits are decoded under; None: free text
+        self._tasks: tuple[list[TaskInstance], list[TaskInstance]] | None = None
+
+    def component(self, kind: str, section: str) -> Any:
+        """The component the config chose for ``section`` (e.g. ``("evaluator", "reward")``), with
+        that section's options."""
+        return self.registry.get(kind, self.config.components[section]).configured(self.config.options[section])
+
+    def evaluators(self) -> tuple[Evaluator, Evaluator]:
+        """(held-out evaluator, the rollouts' reward evaluator): the same object when ``reward``
+        is unset, so its scores are computed once."""
+        held_out = self.component("evaluator", "evaluator")
+        same = self.config.options["reward"] is self.config.options["evaluator"]
+        return held_out, held_out if same else self.component("evaluator", "reward")
+
+    # -- models and tasks ------------------------------------------------------------------------
+
+    def load(self, spec: str) -> LoadedModel:
+        """``spec`` loaded with the config's ``model.*`` options (device, dtype, chat template)."""
+        return load_model(spec, **load_options(self.config.model))
+
+    def load_tasks(self) -> tuple[list[TaskInstance], list[TaskInstance]]:
+        """(train, eval) tasks, loaded once; data errors surface here, before any model loads."""
+        if self._tasks is None:
+            self._tasks = self._load_tasks()
+        return self._tasks
+
+    def _load_tasks(self) -> tuple[list[TaskInstance], list[TaskInstance]]:
+        source = self.config.domain.source
+        train = self.domain.load_tasks("train", source)
+        evals = self.domain.load_tasks("eval", source)
+        for split, tasks in (("train", train), ("eval", evals)):
+            if not tasks:
+                raise DataError(
+                    f"Domain '{self.domain.name}' has no {split} tasks in source "
+                    f"{source or '(bundled data)'}. Use a source with more tasks."
+                )
+        overlap = {t.id for t in train} & {t.id for t in evals}
+        if overlap:
+            raise DataError(f"Train and eval share tasks {sorted(overlap)[:5]}: the domain's split is broken.")
+        limit = self.config.domain.eval_limit
+        return train, evals[:limit] if limit else evals
+
+    # -- self-edits ------------------------------------------------------------------------------
+
+    def write_edits(self, model: LoadedModel, tasks: list[TaskInstance], k: int, greedy: bool,
+                    seed: Callable[[TaskInstance], int]) -> Iterator[tuple[TaskInstance, str, list[str]]]:
+        """(task, edit prompt, ``k`` self-edits) for each task, in order, as each is written; the
+        generator's randomness is seeded with ``seed(task)`` before each task's call."""
+        schema = {"schema": self.edit_schema} if self.edit_schema is not None else {}  # generators without one get none
+        for task in tasks:
+            seed_all(seed(task))
+            prompt = self.domain.edit_prompt(task)
+            edits = self.generator.generate(model, [prompt], k, greedy=greedy, tasks=[task], **schema)[0]
+            yield task, prompt, edits
+
+    def training_set(self, task: TaskInstance, edit: str) -> TrainingSet:
+        """The domain's training set of ``edit``; :class:`EditRejected` (with the reason) when the
+        domain refuses it or it yields no training text."""
+        data = self.domain.training_set(task, edit)
+        if not data:
+            raise EditRejected("the self-edit yields no training text")
+        return data
+
+    def training_sets(self, pairs: list[tuple[TaskInstance, str]]) -> tuple[list[TrainingSet | None], dict[int, str]]:
+        """:meth:`training_set` of each (task, self-edit): the sets (None where rejected) and
+        {position: why} of the rejected ones."""
+        datas: list[TrainingSet | None] = []
+        reasons: dict[int, str] = {}
+        for pos, (task, edit) in enumerate(pairs):
+            try:
+                datas.append(self.training_set(task, edit))
+            except EditRejected as exc:
+                datas.append(None)
+                reasons[pos] = str(exc)
+        return datas, reasons
+
+    # -- learning into the weights ---------------------------------------------------------------
+
+    def learn(self, student: LoadedModel, data: TrainingSet) -> str | None:
+        """Adapt ``student`` on ``data`` and merge the adaptation into its weights (what
+        ``experiment=continual`` and ``seal-run adapt --merge`` do for each text in turn). Returns
+        None, or why the adaptation failed, with ``student`` left as it was."""
+        try:
+            self.updater.adapt(student, data)
+            self.updater.merge(student)
+        except EditRejected as exc:
+            self.updater.reset(student)
+            return str(exc)
+        return None

@@ -1,0 +1,118 @@
+"""A run's round metrics from its rows (held-out evaluations, training rollouts), and results.md
+and plot.png from the metrics lines."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from seal_core.runtime.files import atomic_write_text
+
+COLUMNS = [
+    ("round", "round"),
+    ("eval_base", "eval base"),
+    ("eval_adapted", "eval adapted"),
+    ("eval_adapted_f1", "adapted F1"),
+    ("train_reward_mean", "train reward"),
+    ("train_score_after_mean", "train adapted"),
+    ("n_kept", "kept edits"),
+    ("generator_sha", "generator"),
+    ("seconds", "seconds"),
+]
+
+
+def _cell(value: Any, key: str = "") -> str:
+    if value is None:
+        return "-"
+    if key == "seconds":
+        return f"{value:.0f}"
+    if isinstance(value, float):
+        return f"{value:.0f}" if abs(value) >= 100 else f"{value:.3f}"
+    return str(value)
+
+
+def results_table(metrics: list[dict[str, Any]]) -> str:
+    """A Markdown table, one row per round."""
+    head = "| " + " | ".join(title for _, title in COLUMNS) + " |"
+    rule = "|" + "|".join("---:" for _ in COLUMNS) + "|"
+    rows = ["| " + " | ".join(_cell(m.get(key), key) for key, _ in COLUMNS) + " |" for m in metrics]
+    return "\n".join([head, rule, *rows])
+
+
+def write_results(run_dir: Path, metrics: list[dict[str, Any]], title: str) -> str:
+    """Write results.md and plot.png; return the table."""
+    table = results_table(metrics)
+    text = (
+        f"# {title}\n\n{table}\n\n"
+        "eval base: held-out score of the student without adaptation. eval adapted: after "
+        "training on a greedy self-edit of the current policy. train reward: mean improvement "
+        "of the sampled self-edits over the student (what the RL algorithm learns from). "
+        "Round 0 is before any RL update.\n\n![eval scores per round](plot.png)\n"
+    )
+    atomic_write_text(run_dir / "results.md", text)
+    write_plot(run_dir / "plot.png", metrics, title)
+    return table
+
+
+def write_plot(path: Path, metrics: list[dict[str, Any]], title: str) -> None:
+    """plot.png: the held-out scores with and without adaptation, per round."""
+    lines = {label: [(m["round"], m.get(key)) for m in metrics]
+             for key, label in (("eval_adapted", "adapted (greedy self-edit)"), ("eval_base", "no adaptation"))}
+    plot_rounds(path, lines, title, "held-out score")
+
+
+def plot_rounds(path: Path, lines: dict[str, list[tuple[int, Any]]], title: str, ylabel: str,
+                intervals: dict[str, list[tuple[int, float, float]]] | None = None) -> None:
+    """A PNG with one line per label of (round, value) points, written through a rename;
+    ``intervals`` adds error bars, (round, low, high) per label."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+    for label, points in lines.items():
+        (line,) = ax.plot([r for r, _ in points], [v for _, v in points], marker="o", label=label)
+        values = dict(points)
+        bars = [(r, lo, hi) for r, lo, hi in (intervals or {}).get(label, []) if values.get(r) is not None]
+        if bars:
+            ax.errorbar([r for r, _, _ in bars], [values[r] for r, _, _ in bars], capsize=3, fmt="none",
+                        ecolor=line.get_color(), yerr=[[values[r] - lo for r, lo, _ in bars],
+                                                      [hi - values[r] for r, _, hi in bars]])
+    ax.set_xlabel("round (0 = before any RL update)")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.set_xticks(sorted({r for points in lines.values() for r, _ in points}))
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def _mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def eval_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The metrics of a round's held-out evaluation rows (one per task, in task order)."""
+    return {
+        "eval_base": _mean([r["score_before"] for r in rows]),
+        "eval_adapted": _mean([r["score_after"] for r in rows]),
+        "eval_base_f1": _mean([r["details_before"]["f1"] for r in rows if "f1" in r["details_before"]]),
+        "eval_adapted_f1": _mean([r["details"]["f1"] for r in rows if "f1" in r["details"]]),
+        "eval_rejected": _mean([float(bool(r.get("reason"))) for r in rows]),
+        "eval_tasks": len(rows),
+    }
+
+
+def train_summary(rollouts: list[Any]) -> dict[str, Any]:
+    """The metrics of a round's training rollouts (:class:`seal_core.api.types.Rollout`)."""
+    return {
+        "train_reward_mean": _mean([r.reward for r in rollouts]),
+        "train_score_after_mean": _mean([r.score_after for r in rollouts]),
+        "train_rejected": _mean([float("reason" in r.details) for r in rollouts]),
+    }

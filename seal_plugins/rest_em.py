@@ -1,0 +1,214 @@
+"""Algorithm ``rest-em``: ReST^EM, the paper's outer loop.
+
+E-step: the engine sampled ``k`` self-edits per task and scored each by the student's
+improvement. Here, per task, the ``keep_top`` edits with the highest reward are kept if their
+reward exceeds ``min_reward`` (the paper: reward > 0, i.e. the edit helped). M-step: supervised
+fine-tuning of the generator on (edit prompt -> kept self-edit) with TRL's ``SFTTrainer``, loss
+on the self-edit tokens only, with LoRA merged back afterwards (``lora: true``) or on all weights.
+
+``restart_from_base: true`` trains each round from the initial policy weights, as ReST^EM
+(Singh et al. 2023) does; the default continues from the current policy, so the improvements
+of successive rounds add up (what small budgets need).
+
+Under DeepSpeed (``trainer.deepspeed``, or any multi-process launch) the M-step is our own loop
+on :class:`seal_core.rl.zero.UpdateLoop` instead of ``SFTTrainer`` (which fails on gloo ranks, see
+docs/distributed.md), with SFTTrainer's defaults: the same rows and LoRA, loss on the self-edit
+tokens (mean over the minibatch's tokens), AdamW without weight decay, gradient norm clipped to
+1, learning rate decaying linearly to 0; minibatches are drawn by
+:func:`seal_core.rl.zero.minibatches` rather than by the Trainer's sampler.
+
+The run's ``report_to`` reaches the SFT Trainer (:func:`trainer_reporting`): its loss per step goes
+to TensorBoard under ``RUN_DIR/tensorboard/rest-em-roundN`` and to wandb or trackio when installed.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+import torch
+
+from seal_core import LoadedModel, RLAlgorithm, Rollout, UpdateContext, hookimpl
+from seal_core.models.loading import blank_model, load_weights, plain_copy, plain_state_dict
+from seal_core.models.prompting import format_prompt
+from seal_core.models.logprobs import TokenizedRollouts, forward_completions
+from seal_core.rl import aggregate, item_weight
+from seal_core.rl.zero import UpdateLoop
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class RestEMOptions:
+    keep_top: int = 1  # self-edits kept per task (highest reward first)
+    min_reward: float = 0.0  # keep only edits whose reward is strictly above this
+    lora: bool = True  # SFT through a LoRA adapter merged afterwards; false: all weights
+    lora_r: int = 16
+    lora_alpha: float = 32.0
+    learning_rate: float = 3e-4
+    epochs: int = 2
+    batch_size: int = 4
+    max_length: int = 1024  # prompt + self-edit tokens
+    restart_from_base: bool = False  # ReST^EM proper: every round starts from the initial policy
+
+    def __post_init__(self) -> None:
+        if self.keep_top < 1 or self.epochs < 1 or self.batch_size < 1 or self.lora_r < 1:
+            raise ValueError("keep_top, epochs, batch_size and lora_r must be >= 1")
+        if self.learning_rate <= 0:
+            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
+
+
+def select_rollouts(rollouts: list[Rollout], keep_top: int, min_reward: float) -> list[Rollout]:
+    """Per task, the ``keep_top`` rollouts with the highest reward above ``min_reward``.
+
+    Ties keep the lower edit index, so the choice is deterministic.
+    """
+    by_task: dict[str, list[Rollout]] = {}
+    for r in rollouts:
+        if r.reward > min_reward:
+            by_task.setdefault(r.task_id, []).append(r)
+    kept = []
+    for task_id in sorted(by_task):
+        ranked = sorted(by_task[task_id], key=lambda r: (-r.reward, r.edit_index))
+        kept.extend(ranked[:keep_top])
+    return kept
+
+
+def trainer_reporting(context: UpdateContext) -> tuple[list[str], list[Any]]:
+    """(``report_to``, callbacks) for the SFT Trainer from the run's ``report_to``: the trackers
+    among tensorboard, wandb and trackio that are installed (a missing one is left out, never an
+    error). TensorBoard gets its own callback writing under ``RUN_DIR/tensorboard/rest-em-roundN``:
+    the Trainer's default directory is inside its temporary output directory."""
+    if not context.report_to:
+        return [], []
+    from transformers.integrations import get_available_reporting_integrations
+
+    ours = {"tensorboard", "wandb", "trackio"}
+    available = ours & set(get_available_reporting_integrations())
+    wanted = available if "all" in context.report_to else available & set(context.report_to)
+    callbacks = []
+    if "tensorboard" in wanted:
+        from torch.utils.tensorboard import SummaryWriter
+        from transformers.integrations import TensorBoardCallback
+
+        log_dir = context.workdir / "tensorboard" / f"rest-em-round{context.round}"
+        callbacks.append(TensorBoardCallback(SummaryWriter(log_dir=str(log_dir))))
+    return sorted(wanted - {"tensorboard"}), callbacks
+
+
+class RestEM(RLAlgorithm):
+    name = "rest-em"
+    Options = RestEMOptions
+    supports_deepspeed = True
+
+    def update(self, policy: LoadedModel, rollouts: list[Rollout], context: UpdateContext) -> dict[str, Any]:
+        opts = self.options
+        kept = select_rollouts(rollouts, opts.keep_top, opts.min_reward)
+        stats: dict[str, Any] = {"n_rollouts": len(rollouts), "n_kept": len(kept)}
+        if not kept:
+            log.info("rest-em: no self-edit beat min_reward; policy unchanged", round=context.round,
+                     min_reward=opts.min_reward)
+            return stats
+        if opts.restart_from_base:
+            if context.reference is None:
+                raise RuntimeError("rest-em: restart_from_base needs context.reference, the engine's loader of the initial policy")
+            work = context.reference()
+        else:
+            work = plain_copy(policy)
+        sft = self._sft if context.deepspeed is None else self._sft_deepspeed
+        stats["sft_loss"] = sft(work, kept, context)
+        load_weights(policy, plain_state_dict(work.model))
+        return stats
+
+    def _lora_config(self) -> Any:
+        from peft import LoraConfig
+
+        opts = self.options
+        return LoraConfig(r=opts.lora_r, lora_alpha=opts.lora_alpha, lora_dropout=0.0,
+                          target_modules="all-linear", task_type="CAUSAL_LM")
+
+    def _sft_deepspeed(self, work: LoadedModel, kept: list[Rollout], context: UpdateContext) -> float:
+        """The M-step data-parallel under DeepSpeed ZeRO; leaves the merged result in ``work``."""
+        from peft import get_peft_model
+
+        opts = self.options
+        data = TokenizedRollouts(work, kept, opts.max_length)  # format_prompt(prompt) -> edit + eos
+        module = get_peft_model(work.model, self._lora_config()) if opts.lora else work.model
+        module.train()
+        steps = opts.epochs * math.ceil(len(data) / opts.batch_size)
+        loop = UpdateLoop(module, learning_rate=opts.learning_rate, max_grad_norm=1.0,
+                          deepspeed=context.deepspeed, total_steps=steps)
+        weight = item_weight(data, "token-mean")
+
+        def step(idx: list[int], mine: list[int]) -> list[tuple[Any, float, dict[str, float]]]:
+            batch = data.batch(mine)
+            logp, _ = forward_completions(loop.model, batch)  # (b, T)
+            loss = -aggregate(logp, batch.mask, "token-mean")  # NLL per self-edit token
+            return [(loss, loop.share(idx, weight), {"loss": loss.item()})]
+
+        stats = loop.run(len(data), epochs=opts.epochs, batch_size=opts.batch_size, seed=context.seed, step=step)
+        state = loop.state_dict()  # whole on every rank (gathered under ZeRO-3)
+        loop.close()
+        # a fresh copy takes the result: under ZeRO-3 the trained module holds only its shards
+        fresh = blank_model(work.model.config, next(iter(state.values())).dtype, work.device)
+        if opts.lora:
+            fresh = get_peft_model(fresh, self._lora_config())
+        unexpected = fresh.load_state_dict(state, strict=False).unexpected_keys
+        if unexpected:
+            raise RuntimeError(f"rest-em: trained weights do not fit a fresh model: {unexpected[:5]}")
+        work.model = (fresh.merge_and_unload() if opts.lora else fresh).to(work.device).eval()
+        loss = stats["loss"]
+        log.info("rest-em: policy updated (deepspeed)", round=context.round, examples=len(kept), loss=round(loss, 4))
+        return loss
+
+    def _sft(self, work: LoadedModel, kept: list[Rollout], context: UpdateContext) -> float:
+        import datasets
+        from datasets import Dataset
+        from trl import SFTConfig, SFTTrainer
+
+        opts = self.options
+        datasets.disable_progress_bars()  # TRL's dataset preparation bars, for a handful of rows
+        tokenizer = work.tokenizer
+        rows = [{"prompt": format_prompt(tokenizer, r.prompt), "completion": r.edit} for r in kept]
+        report_to, callbacks = trainer_reporting(context)
+        on_gpu = work.device.type == "cuda"
+        with tempfile.TemporaryDirectory(dir=context.workdir, prefix="rest-em-") as tmp:
+            args = SFTConfig(
+                output_dir=tmp,
+                num_train_epochs=opts.epochs,
+                per_device_train_batch_size=opts.batch_size,
+                learning_rate=opts.learning_rate,
+                max_length=opts.max_length,
+                completion_only_loss=True,
+                bf16=on_gpu and torch.cuda.is_bf16_supported(),
+                use_cpu=not on_gpu,
+                seed=context.seed,
+                data_seed=context.seed,
+                save_strategy="no",
+                report_to=report_to or "none",
+                # without trackers the loss is logged once, through structlog
+                logging_strategy="steps" if report_to or callbacks else "no",
+                logging_steps=1,
+                disable_tqdm=False,
+                dataloader_num_workers=0,
+            )
+            peft_config = self._lora_config() if opts.lora else None
+            work.model.train()
+            trainer = SFTTrainer(model=work.model, args=args, train_dataset=Dataset.from_list(rows),
+                                 processing_class=tokenizer, peft_config=peft_config, callbacks=callbacks)
+            result = trainer.train()
+            model = trainer.model
+            if opts.lora:
+                model = model.merge_and_unload()
+            model.eval()
+            work.model = model
+        log.info("rest-em: policy updated", round=context.round, examples=len(rows), loss=round(result.training_loss, 4))
+        return float(result.training_loss)
+
+
+@hookimpl
+def seal_register_algorithms(register):
+    register(RestEM())
