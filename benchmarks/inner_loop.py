@@ -37,7 +37,9 @@ paying 32 sequential runs.
 
 Every path scores each adapted model with the ``qa`` evaluator (containment), the multi-lora paths
 with one routed generate call per batch. Each path runs in its own process, so its peak memory
-(max RSS) is its own. The last line printed is one JSON object with every figure.
+(max RSS) is its own. The last line printed is one JSON object with every figure. The paths'
+code is in ``inner_paths.py``; this script holds the workload, the FLOP count, the matmul probe and
+the summary.
 
 Data: the first ``--edits`` passages of ../shared/data/squad/gpt4_1_val_self_edits.json (beside
 the checkout) with their first GPT-4.1 self-edit; without that file, the bundled passages with a
@@ -52,19 +54,20 @@ import os
 import resource
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # inner_paths, when imported from elsewhere
+
+from inner_paths import (AS_WRITTEN, AS_WRITTEN_LENGTH, TARGETS, Scorer, clock, inner_overrides,  # noqa: E402,F401
+                         lora_options, multi_path, run_path)  # TARGETS, lora_options: the dev/ diagnostics use them
+
 ROOT = Path(__file__).resolve().parents[1]
 SQUAD_EDITS = ROOT.parent / "shared" / "data" / "squad" / "gpt4_1_val_self_edits.json"
-TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 PATHS = ["reference", "lora", "multi-lora-k4-FAST", "multi-lora-k8-fp32", "multi-lora-k8-bf16"]
-AS_WRITTEN = "reference-as-written"
 # scores_agree: lora and multi-lora K = 8 (fp32) within this many nats of mean answer-token
 # log-prob on every self-edit (see benchmarks/README.md for how it was chosen)
 DENSE_TOLERANCE = 0.05
-AS_WRITTEN_LENGTH = 2048  # the reference code's max_seq_length, every text padded to it
 CUDA_PATHS = ["reference", "lora", "multi-lora-k8-bf16", "multi-lora-k32-bf16"]
 SEQUENTIAL = ("reference", "lora", AS_WRITTEN)
 # where bf16 matmuls are emulated (no AMX / AVX512-BF16) the bf16 path is left out unless asked for:
@@ -77,7 +80,7 @@ DEFAULT_PATHS_FP32_MACHINE = [p for p in PATHS if p != "multi-lora-k8-bf16"]
 
 def workload(args):
     """(tasks, training sets, seeds, data source) for the first ``args.edits`` passages."""
-    from seal_core.seeding import derive_seed
+    from seal_core.runtime.seeding import derive_seed
     from seal_domains.knowledge import KnowledgeDomain, KnowledgeOptions
     from seal_plugins.from_file import load_completions
 
@@ -97,189 +100,7 @@ def workload(args):
     return tasks, datas, seeds, source or "bundled passages"
 
 
-def lora_options(args, **extra):
-    """The reference hyperparameters for ``lora`` and ``multi-lora``, then ``--inner`` overrides."""
-    base = dict(r=32, alpha=64.0, learning_rate=1e-3, epochs=args.epochs, batch_size=1, target_modules=list(TARGETS))
-    return {**base, **extra, **inner_overrides(getattr(args, "inner", None))}
-
-
-def inner_overrides(items: list[str] | None) -> dict:
-    """``--inner KEY=VALUE`` items as LoraOptions fields (values parsed as the config parses them)."""
-    from seal_core.config import parse_override
-
-    out = {}
-    for item in items or []:
-        keys, value = parse_override(item)
-        out[keys[0]] = value
-    return out
-
-
-# -- the paths -----------------------------------------------------------------------------------
-
-
-def clock(loaded) -> float:
-    """time.perf_counter() once the device has finished the work queued so far."""
-    import torch
-
-    if loaded.device.type == "cuda":
-        torch.cuda.synchronize(loaded.device)
-    return time.perf_counter()
-
-
-class Scorer:
-    """What every path scores an adapted model with: greedy ``qa`` (the score, as the engine
-    reports it) and, beside it, the dense ``answer-likelihood`` (the gold answers' mean token
-    log-prob, teacher-forced: no greedy flips on ties), each timed on its own."""
-
-    def __init__(self, loaded):
-        from seal_core.answer_likelihood import AnswerLikelihoodEvaluator
-        from seal_core.qa import QAEvaluator
-
-        self.loaded, self.qa, self.dense = loaded, QAEvaluator(), AnswerLikelihoodEvaluator()
-        self.reset()
-
-    def reset(self) -> None:
-        self.dense_scores: list = []
-        self.dense_seconds = 0.0
-
-    def evaluate(self, model, tokenizer, task):
-        score = self.qa.evaluate(model, tokenizer, task)
-        began = clock(self.loaded)
-        self.dense_scores.append(self.dense.evaluate(model, tokenizer, task))
-        self.dense_seconds += clock(self.loaded) - began
-        return score
-
-    def evaluate_routed(self, model, tokenizer, tasks, rows):
-        scores = self.qa.evaluate_routed(model, tokenizer, tasks, rows)
-        began = clock(self.loaded)
-        self.dense_scores += self.dense.evaluate_routed(model, tokenizer, tasks, rows)
-        self.dense_seconds += clock(self.loaded) - began
-        return scores
-
-
-def run_reference(loaded, tasks, datas, seeds, args, qa):
-    from peft import LoraConfig, get_peft_model
-    from transformers import DataCollatorForLanguageModeling, Trainer, TrainingArguments
-
-    tok, model = loaded.tokenizer, loaded.model
-    collator = DataCollatorForLanguageModeling(tok, mlm=False)
-    scores, train_s, score_s = [], 0.0, 0.0
-    for task, data, seed in zip(tasks, datas, seeds):
-        started = time.perf_counter()
-        rows = [{"input_ids": ids} for ids in tok([t + tok.eos_token for t in data.texts], truncation=True,
-                                                   max_length=256, add_special_tokens=False)["input_ids"]]
-        peft_model = get_peft_model(model, LoraConfig(r=32, lora_alpha=64, lora_dropout=0.0, target_modules=TARGETS,
-                                                      task_type="CAUSAL_LM"))
-        with tempfile.TemporaryDirectory() as out:
-            targs = TrainingArguments(output_dir=out, per_device_train_batch_size=1, num_train_epochs=args.epochs,
-                                      learning_rate=1e-3, save_strategy="no", logging_strategy="no",
-                                      report_to=[], use_cpu=loaded.device.type == "cpu", disable_tqdm=True, seed=seed,
-                                      dataloader_num_workers=0)
-            Trainer(model=peft_model, args=targs, train_dataset=rows, data_collator=collator).train()
-        peft_model.eval()
-        middle = clock(loaded)
-        scores.append(qa.evaluate(peft_model, tok, task))
-        model = peft_model.unload()
-        score_s += clock(loaded) - middle
-        train_s += middle - started
-    return scores, train_s, score_s
-
-
-def run_reference_as_written(loaded, tasks, datas, seeds, args, qa):
-    """The reference code's tokenization: pad to 2048, labels on the pads; ``args.as_written_steps``
-    steps of the first self-edit timed, the rest extrapolated. Returns (None, train s, score s)
-    for that one self-edit, train s extrapolated to all its steps."""
-    from peft import LoraConfig, get_peft_model
-    from transformers import Trainer, TrainerCallback, TrainingArguments, default_data_collator
-
-    tok, model = loaded.tokenizer, loaded.model
-    task, data, seed = tasks[0], datas[0], seeds[0]
-    enc = tok([t + tok.eos_token for t in data.texts], padding="max_length", truncation=True,
-              max_length=AS_WRITTEN_LENGTH, add_special_tokens=False)
-    # labels = input_ids, pads included (attention_mask still 0 there), as the reference code does
-    rows = [{"input_ids": ids, "attention_mask": mask, "labels": list(ids)}
-            for ids, mask in zip(enc["input_ids"], enc["attention_mask"])]
-    stamps = []
-
-    class StepClock(TrainerCallback):
-        def on_step_end(self, *_, **__):
-            stamps.append(clock(loaded))
-
-    peft_model = get_peft_model(model, LoraConfig(r=32, lora_alpha=64, lora_dropout=0.0, target_modules=TARGETS,
-                                                  task_type="CAUSAL_LM"))
-    with tempfile.TemporaryDirectory() as out:
-        targs = TrainingArguments(output_dir=out, per_device_train_batch_size=1, max_steps=args.as_written_steps,
-                                  learning_rate=1e-3, save_strategy="no", logging_strategy="no", report_to=[],
-                                  use_cpu=loaded.device.type == "cpu", disable_tqdm=True, seed=seed,
-                                  dataloader_num_workers=0)
-        trainer = Trainer(model=peft_model, args=targs, train_dataset=rows, data_collator=default_data_collator,
-                          callbacks=[StepClock()])
-        stamps.append(clock(loaded))
-        trainer.train()
-    steps = sorted(b - a for a, b in zip(stamps, stamps[1:]))
-    per_step = steps[len(steps) // 2]  # the median: the first step carries one-off set-up
-    peft_model.eval()
-    middle = clock(loaded)
-    qa.evaluate(peft_model, tok, task)
-    peft_model.unload()
-    return None, per_step * len(data.texts) * args.epochs, clock(loaded) - middle
-
-
-def run_lora(loaded, tasks, datas, seeds, args, qa):
-    from seal_core.seeding import seed_all
-    from seal_plugins.lora_updater import LoraOptions, LoraUpdater
-
-    up = LoraUpdater().configured(LoraOptions(**lora_options(args)))
-    scores, train_s, score_s = [], 0.0, 0.0
-    for task, data, seed in zip(tasks, datas, seeds):
-        seed_all(seed)
-        started = time.perf_counter()
-        up.adapt(loaded, data)
-        middle = clock(loaded)
-        scores.append(qa.evaluate(loaded.model, loaded.tokenizer, task))
-        up.reset(loaded)
-        score_s += clock(loaded) - middle
-        train_s += middle - started
-    return scores, train_s, score_s
-
-
-def run_multi(loaded, tasks, datas, seeds, args, qa, k, precision, profile=False):
-    from seal_plugins.multi_lora import MultiLoraOptions, MultiLoraUpdater
-
-    up = MultiLoraUpdater().configured(MultiLoraOptions(**lora_options(args, max_adapters=k, precision=precision)))
-    if profile:
-        profile_batch(loaded, datas[:k], seeds[:k], up.options)
-    scores, train_s, score_s = [], 0.0, 0.0
-    for start in range(0, len(tasks), k):
-        chunk = slice(start, start + k)
-        began = time.perf_counter()
-        batch = up.adapt_batch(loaded, datas[chunk], seeds[chunk])
-        assert not batch.rejected, batch.rejected
-        middle = clock(loaded)
-        scores += qa.evaluate_routed(loaded.model, loaded.tokenizer, tasks[chunk], batch.rows)
-        up.reset(loaded)
-        score_s += clock(loaded) - middle
-        train_s += middle - began
-    return scores, train_s, score_s
-
-
-def profile_batch(loaded, datas, seeds, options) -> None:
-    """torch.profiler's table of one batch trained for one epoch with ``options`` (the timed path's
-    multi-lora options), before and apart from the timed run: the profiler's own cost stays out of
-    the timings, and one epoch shows every kind of step while keeping the recorded events (memory)
-    small."""
-    from dataclasses import replace
-
-    from torch.profiler import ProfilerActivity, profile as torch_profile
-
-    from seal_plugins.multi_lora import MultiLoraUpdater
-
-    up = MultiLoraUpdater().configured(replace(options, epochs=1))
-    with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
-        up.adapt_batch(loaded, datas, seeds)
-    up.reset(loaded)
-    table = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=25)
-    print(f"PROFILE-BEGIN\n{table}\nPROFILE-END", file=sys.stderr)
+# -- one path in this process ------------------------------------------------------------------
 
 
 def training_gflop(loaded, datas, args, padded_to: int | None = None) -> float:
@@ -299,30 +120,11 @@ def training_gflop(loaded, datas, args, padded_to: int | None = None) -> float:
     return (4 * base + 6 * adapters) * tokens / 1e9
 
 
-def multi_path(path: str) -> tuple[int, str]:
-    """(K, precision) of a ``multi-lora-k<K>-<precision>`` path name."""
-    k, precision = path.removeprefix("multi-lora-k").split("-")
-    return int(k), precision
-
-
-def run_path(path: str, loaded, tasks, datas, seeds, args, qa):
-    """(scores, training seconds, scoring seconds) of one path on these self-edits."""
-    if path == "reference":
-        return run_reference(loaded, tasks, datas, seeds, args, qa)
-    if path == "lora":
-        return run_lora(loaded, tasks, datas, seeds, args, qa)
-    if path == AS_WRITTEN:
-        return run_reference_as_written(loaded, tasks, datas, seeds, args, qa)
-    k, precision = multi_path(path)
-    return run_multi(loaded, tasks, datas, seeds, args, qa, k, precision,
-                     profile=args.profile and path == f"multi-lora-k8-{args.fast}")
-
-
 def worker(path: str, args) -> dict:
     """Run one path in this process; returns its figures."""
     import torch
 
-    from seal_core.models import load_model
+    from seal_core.models.loading import load_model
 
     loaded = load_model(args.model, device=args.device)
     tasks, datas, seeds, source = workload(args)

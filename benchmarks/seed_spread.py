@@ -18,8 +18,9 @@ per-seed results of paths not run now from an earlier output (same workload, sam
 files takes each path from the last file that has it) and prints the table over the seeds that
 have every path pooled (``--seeds`` narrows them):
 
-    .venv/bin/python benchmarks/seed_spread.py --pool benchmarks/seed_spread_fresh_seeds_2026-11-28.txt \\
-        benchmarks/seed_spread_seeds8-15_2026-12-05.txt
+    .venv/bin/python benchmarks/seed_spread.py --pool \\
+        benchmarks/results/2026-11-28-fresh-seeds/seed_spread_fresh_seeds_2026-11-28.txt \\
+        benchmarks/results/2026-12-05-seed-spread-16-seeds/seed_spread_seeds8-15_2026-12-05.txt
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # run from a checkout without installing
 
-from seal_core.intervals import t_interval as interval  # noqa: E402  (mean, half-width of the 95% t-interval)
+from seal_core.studies.intervals import t_interval as interval  # noqa: E402  (mean, half-width of the 95% t-interval)
 
 
 def main() -> None:

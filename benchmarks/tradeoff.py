@@ -4,7 +4,8 @@ score (with a 95% interval over seeds) against seconds per self-edit, beside the
 pattern's bar, as a table, a plot and one JSON line.
 
     .venv/bin/python benchmarks/tradeoff.py --data bundled --seeds 0,1,2 \\
-        --reference benchmarks/seed_spread_2026-11-27.txt --plot benchmarks/tradeoff_bundled.png
+        --reference benchmarks/results/2026-11-27-seed-spread/seed_spread_2026-11-27.txt \\
+        --plot tradeoff_bundled.png
 
 A *setting* is a list of ``inner_loop.py`` arguments; the defaults are epochs 1, 2, 3, 5 and 10 at
 the reference learning rate, 10 epochs at half and twice that rate, and 10 epochs with
@@ -39,7 +40,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
-from seal_core.intervals import t_interval  # noqa: E402
+from seal_core.studies.intervals import t_interval  # noqa: E402
 from seed_spread import seed_results  # noqa: E402
 
 DEFAULT_SETTINGS = ["--epochs 1", "--epochs 2", "--epochs 3", "--epochs 5", "--epochs 10",

@@ -29,7 +29,7 @@ class LoraOptions:
     stop_loss: float = 0.0
     # the learning rate over an edit's planned steps: linear decay to 0 (the reference code's
     # Trainer default; at the paper's 10 epochs a constant rate scored 0.08 below the reference
-    # over 16 seeds and the decay closes it: benchmarks/README.md), or constant.
+    # over 16 seeds and the decay closes it: docs/reports/2026-11-27-lora-vs-reference.md), or constant.
     # max_grad_norm clips each adapter's gradient norm (the Trainer's 1.0), 0 does not clip
     lr_schedule: Literal["constant", "linear"] = "linear"
     max_grad_norm: float = 0.0

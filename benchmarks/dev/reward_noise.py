@@ -2,8 +2,8 @@
 answers' log-probability (`answer-likelihood`). Which one ranks self-edits the way held-out
 questions do, and which one is noisier?
 
-    .venv/bin/python benchmarks/reward_noise.py     # 11 minutes alone on a 2-core CPU (2026-11-28)
-    .venv/bin/python benchmarks/reward_noise.py --passages 2 --edits 2 --seeds 0,1 --epochs 1   # smoke run, ~7 min
+    .venv/bin/python benchmarks/dev/reward_noise.py     # 11 minutes alone on a 2-core CPU (2026-11-28)
+    .venv/bin/python benchmarks/dev/reward_noise.py --passages 2 --edits 2 --seeds 0,1 --epochs 1   # smoke run, ~7 min
 
 The embedded model writes ``--edits`` self-edits (sampled, the quickstart's generator settings)
 for each of ``--passages`` bundled training passages. Each self-edit is trained with the
@@ -34,7 +34,7 @@ import statistics
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from a checkout without installing
 
 
 def ranks(values: list[float]) -> list[float]:
@@ -64,12 +64,12 @@ def spearman(a: list[float], b: list[float]) -> float | None:
 
 def measure(args) -> list[dict]:
     """One row per (passage, self-edit, seed): per-question containment and log-prob, adapted and base."""
-    from seal_core.answer_likelihood import AnswerLikelihoodEvaluator
-    from seal_core.generation import generate_texts
-    from seal_core.models import load_model
-    from seal_core.prompting import format_prompt
-    from seal_core.qa import QAEvaluator, contains
-    from seal_core.seeding import derive_seed, seed_all
+    from seal_core.evaluation.answer_likelihood import AnswerLikelihoodEvaluator
+    from seal_core.models.generation import generate_texts
+    from seal_core.models.loading import load_model
+    from seal_core.models.prompting import format_prompt
+    from seal_core.evaluation.qa import QAEvaluator, contains
+    from seal_core.runtime.seeding import derive_seed, seed_all
     from seal_domains.knowledge import KnowledgeDomain
     from seal_plugins.multi_lora import MultiLoraOptions, MultiLoraUpdater
     from tqdm import tqdm

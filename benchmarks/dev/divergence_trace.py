@@ -1,7 +1,7 @@
 """Where do ``lora`` and ``multi-lora`` part ways on one self-edit? Per-step loss and adapter
 weight norm of the same self-edit trained both ways, side by side.
 
-    .venv/bin/python benchmarks/divergence_trace.py --seed 0 --edit 0     # ~5 min on a 2-core CPU
+    .venv/bin/python benchmarks/dev/divergence_trace.py --seed 0 --edit 0     # ~5 min on a 2-core CPU
 
 The workload is ``inner_loop.py``'s (``--data bundled``, reference hyperparameters): ``lora``
 trains self-edit ``--edit`` alone; ``multi-lora`` (K = 8, fp32) trains all 8 together, and its
@@ -23,16 +23,17 @@ import math
 import sys
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(HERE.parent))
+HERE = Path(__file__).resolve().parent  # benchmarks/dev
+sys.path.insert(0, str(HERE))  # benchmarks/dev: the diagnostics import each other
+sys.path.insert(0, str(HERE.parent))  # benchmarks/: inner_loop
+sys.path.insert(0, str(HERE.parents[1]))  # the checkout: run without installing
 
 
 def trace_lora(loaded, data, seed: int, args) -> list[dict]:
     import torch
 
     import seal_core.inner.sequential as sequential
-    from seal_core.seeding import seed_all
+    from seal_core.runtime.seeding import seed_all
     from seal_plugins.lora_updater import LoraOptions, LoraUpdater
 
     import inner_loop
@@ -109,7 +110,7 @@ def main() -> None:
     args = parser.parse_args()
     args.edits, args.max_lines, args.data, args.model = 8, 8, "bundled", "embedded"
 
-    from seal_core.models import load_model
+    from seal_core.models.loading import load_model
 
     import inner_loop
 

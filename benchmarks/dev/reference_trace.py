@@ -1,7 +1,7 @@
 """Does ``lora`` do the reference pattern's arithmetic? One self-edit trained both ways from the
 same start, step by step.
 
-    .venv/bin/python benchmarks/reference_trace.py --seed 0 --edit 0     # ~2 min on a 2-core CPU
+    .venv/bin/python benchmarks/dev/reference_trace.py --seed 0 --edit 0     # ~2 min on a 2-core CPU
 
 The workload is ``inner_loop.py``'s (``--data bundled``, reference hyperparameters). ``lora`` runs
 with the reference Trainer's behaviours switched on (eos masked, linear decay, clipping at 1). The
@@ -24,9 +24,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(HERE.parent))
+HERE = Path(__file__).resolve().parent  # benchmarks/dev
+sys.path.insert(0, str(HERE))  # benchmarks/dev: the diagnostics import each other
+sys.path.insert(0, str(HERE.parent))  # benchmarks/: inner_loop
+sys.path.insert(0, str(HERE.parents[1]))  # the checkout: run without installing
 
 MATCH_REFERENCE = {"loss_on_eos": False, "lr_schedule": "linear", "max_grad_norm": 1.0}
 
@@ -41,7 +42,7 @@ def trace_lora(loaded, task, data, seed: int, args) -> tuple[list[dict], dict, l
 
     import seal_core.inner.sequential as sequential
     from seal_core.inner.peft_lora import ADAPTER
-    from seal_core.seeding import seed_all
+    from seal_core.runtime.seeding import seed_all
     from seal_plugins.lora_updater import LoraOptions, LoraUpdater
 
     import inner_loop
@@ -89,8 +90,8 @@ def trace_lora(loaded, task, data, seed: int, args) -> tuple[list[dict], dict, l
 
 def score(loaded, model, task) -> dict:
     """The adapted model's greedy ``qa`` score and dense answer log-prob on the passage's questions."""
-    from seal_core.answer_likelihood import AnswerLikelihoodEvaluator
-    from seal_core.qa import QAEvaluator
+    from seal_core.evaluation.answer_likelihood import AnswerLikelihoodEvaluator
+    from seal_core.evaluation.qa import QAEvaluator
 
     return {"qa": QAEvaluator().evaluate(model, loaded.tokenizer, task).value,
             "dense": AnswerLikelihoodEvaluator().evaluate(model, loaded.tokenizer, task).value}
@@ -153,7 +154,7 @@ def main() -> None:
     args = parser.parse_args()
     args.edits, args.max_lines, args.data, args.model, args.inner = 8, 8, "bundled", "embedded", []
 
-    from seal_core.models import load_model
+    from seal_core.models.loading import load_model
 
     import inner_loop
 

@@ -2,7 +2,7 @@
 reference Trainer's behaviours on the 8 bundled self-edits, its initial LoRA A and its data
 order each drawn either the reference pattern's way or ``lora``'s.
 
-    .venv/bin/python benchmarks/draw_factorial.py --seed 0 --a ref --order ours   # ~3 min on a 2-core CPU
+    .venv/bin/python benchmarks/dev/draw_factorial.py --seed 0 --a ref --order ours   # ~3 min on a 2-core CPU
 
 ``reference_trace.py`` shows that, given the same initial A and data order, the reference pattern
 (peft ``get_peft_model`` + transformers ``Trainer``) and ``lora`` run bit-identical steps and score
@@ -27,9 +27,10 @@ import json
 import sys
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(HERE.parent))
+HERE = Path(__file__).resolve().parent  # benchmarks/dev
+sys.path.insert(0, str(HERE))  # benchmarks/dev: the diagnostics import each other
+sys.path.insert(0, str(HERE.parent))  # benchmarks/: inner_loop
+sys.path.insert(0, str(HERE.parents[1]))  # the checkout: run without installing
 
 FIRST_EDIT_SEED = 12345  # the A draw of self-edit 0 under "ref" (no previous self-edit)
 
@@ -65,8 +66,8 @@ def main() -> None:
     import reference_trace
     import seal_core.inner.sequential as sequential
     from seal_core.inner.peft_lora import ADAPTER, draw_init_seed, seeded_lora_a
-    from seal_core.models import load_model
-    from seal_core.seeding import seed_all
+    from seal_core.models.loading import load_model
+    from seal_core.runtime.seeding import seed_all
     from seal_plugins.lora_updater import LoraOptions, LoraUpdater
 
     tasks, datas, seeds, _ = inner_loop.workload(run)

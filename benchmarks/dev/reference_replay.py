@@ -2,7 +2,7 @@
 pattern and in ``lora``? The reference pattern run as ``inner_loop.py`` runs it (its own draws),
 then ``lora`` forced to the draws it made.
 
-    .venv/bin/python benchmarks/reference_replay.py --seed 6      # ~8 min on a 2-core CPU
+    .venv/bin/python benchmarks/dev/reference_replay.py --seed 6      # ~8 min on a 2-core CPU
 
 For each of the 8 bundled self-edits in turn, on one model (as ``inner_loop.py``'s ``reference``
 path does): a fresh peft ``get_peft_model`` and a transformers ``Trainer(seed=...)`` for 10
@@ -24,9 +24,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(HERE.parent))
+HERE = Path(__file__).resolve().parent  # benchmarks/dev
+sys.path.insert(0, str(HERE))  # benchmarks/dev: the diagnostics import each other
+sys.path.insert(0, str(HERE.parent))  # benchmarks/: inner_loop
+sys.path.insert(0, str(HERE.parents[1]))  # the checkout: run without installing
 
 
 def run_reference(loaded, task, data, seed: int, epochs: int):
@@ -106,7 +107,7 @@ def main() -> None:
     from peft import LoraConfig, get_peft_model
 
     import inner_loop
-    from seal_core.models import load_model
+    from seal_core.models.loading import load_model
 
     tasks, datas, seeds, _ = inner_loop.workload(run)
     reference_model = load_model("embedded")
