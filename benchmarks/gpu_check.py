@@ -7,14 +7,20 @@
     # its CPU form, with tiny shapes (CI runs it from `make test`):
     python benchmarks/gpu_check.py --device cpu --out build/gpu-check-cpu
 
+First the preflight: the bundle's project wheel must be this working tree (file by file, and
+the digest ``make gpu-bundle`` recorded of it), and every module of the wheel must import with
+``python -I`` from an empty directory, ``seal_core`` coming from the installed wheel, never from
+the carried tree (tests/install/wheel_check.py); it stops at once, naming the file or module.
+The CPU form builds the wheel from the tree instead of taking the bundle's.
+
 Sections, each in its own process with its own time limit, in this order:
 
-- ``tests``: the ``cuda``-marked tests (tests/test_device.py) on the device: bf16 base weights with
+- ``tests``: the ``cuda``-marked tests (tests/unit/test_device.py) on the device: bf16 base weights with
   fp32 adapters and optimizer state, generation, multi-lora's routed scores equal to lora's;
 - ``runs``: a one-round SEAL run with ``rest-em`` and one with ``grpo`` (``seal-run run``, the
   ``random:qwen2.5-0.5b`` shape on CUDA), checkpoint included;
 - ``deepspeed``: the outer update under DeepSpeed ZeRO-2 and ZeRO-3 in a one-rank group (NCCL on
-  CUDA) against the plain one-process update (tests/dist_update_check.py);
+  CUDA) against the plain one-process update (tests/runs/dist_update_check.py);
 - ``inner``: benchmarks/inner_loop.py at the 0.5B and 1.5B shapes: the reference pattern, lora, and
   multi-lora with K = 8 and K = 32: s/edit, peak GPU memory, training TFLOP/s against the GPU's
   measured bf16 matmul rate.
@@ -68,7 +74,7 @@ FORMS = {
         "inner_models": ["random:qwen2-tiny"],
         "inner_args": ["--edits", "32", "--sequential-edits", "2", "--batches", "1", "--epochs", "1", "--max-lines", "4", "--warmup",
                        "--paths", "reference,lora,multi-lora-k8-fp32,multi-lora-k32-fp32"],
-        "caps": {"tests": 300, "runs": 200, "deepspeed": 200, "inner": 300},
+        "caps": {"tests": 400, "runs": 200, "deepspeed": 200, "inner": 500},  # a 2-core CPU without AMX: 169 and 291 s
         "ds_floor": True,
     },
 }
@@ -79,8 +85,7 @@ FORMS = {
 CARRIED = ["structlog", "trl", "transformers", "peft", "accelerate", "datasets", "dill", "multiprocess", "deepspeed",
            "hjson", "pydantic", "pydantic-core", "annotated-types", "typing-inspection", "typing-extensions", "regex"]
 #: imported before any section runs, so that a broken environment costs seconds, not the lease
-PREFLIGHT = ["torch", "transformers", "peft", "trl", "accelerate", "datasets", "deepspeed", "structlog", "pluggy",
-             "seal_core.registry", "seal_plugins.multi_lora"]
+PREFLIGHT = ["torch", "transformers", "peft", "trl", "accelerate", "datasets", "deepspeed", "structlog", "pluggy"]
 PIP_PLATFORM = ["--only-binary=:all:", "--python-version", "3.12", "--implementation", "cp",
                 *[a for tag in ("manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64",
                                 "manylinux2014_x86_64", "manylinux1_x86_64") for a in ("--platform", tag)]]
@@ -88,44 +93,52 @@ PIP_PLATFORM = ["--only-binary=:all:", "--python-version", "3.12", "--implementa
 
 # -- the bundle for the GPU machine ----------------------------------------------------------------
 
-DIGEST_FILE = "source-digest"
+DIGEST_FILE = "wheel-digest"
+sys.path.insert(0, str(ROOT / "tests" / "install"))
+import wheel_check  # noqa: E402  (tests/install/wheel_check.py: the wheel as a user installs it)
 
 
-def source_digest() -> str:
-    """A hash of the project's installed sources (seal_core, plugins, domains): tells whether
-    the project wheel in a bundle was built from the working tree as it is now."""
-    digest = hashlib.sha256()
-    for top in ("seal_core", "plugins", "domains"):
-        for path in sorted((ROOT / top).rglob("*")):
-            if path.is_file() and path.suffix in (".py", ".json") and "__pycache__" not in path.parts:
-                digest.update(str(path.relative_to(ROOT)).encode())
-                digest.update(path.read_bytes())
-    return digest.hexdigest()[:16]
+def bundled_wheel(bundle: Path) -> Path:
+    """The project's wheel in the bundle (``make gpu-bundle`` puts it there)."""
+    found = sorted((bundle / "wheels").glob("seal_framework-*.whl"))
+    if not found:
+        sys.exit(f"No project wheel in {bundle / 'wheels'}: run `make gpu-bundle` before carrying {bundle}.")
+    return found[-1]
 
 
-def check_installed_project(bundle: Path) -> None:
-    """Refuse to run on a stale project wheel. On the GPU machine the project is installed from
-    the bundle's wheel, not from the working tree that travels with the call: a wheel built
-    before the last source change runs the old code (measured: a second GPU run timed out on a
-    fix that its stale wheel did not have)."""
-    import seal_core
-
-    if Path(seal_core.__file__).resolve().is_relative_to(ROOT):
-        return  # an editable install: the tree itself
-    recorded = bundle / DIGEST_FILE
-    found = recorded.read_text().strip() if recorded.is_file() else "none"
-    if found != source_digest():
-        sys.exit(f"The installed seal-framework ({Path(seal_core.__file__).parent}) was built from other sources "
-                 f"than this working tree (bundle digest {found}, tree {source_digest()}). Run `make gpu-bundle` "
-                 "again before carrying .gpu to the GPU machine.")
+def preflight(bundle: Path, built_here: bool = False) -> dict:
+    """The preflight (module docstring): stops at once naming a stale file or a module that does
+    not import from the wheel. ``built_here`` (the CPU form, run by ``make test`` without a
+    bundle): the wheel is built from the tree now."""
+    if built_here and not (bundle / "wheels").is_dir():
+        bundle = ROOT / "build" / "gpu-check-bundle"
+        wheel = wheel_check.build_wheel(bundle / "wheels")
+        (bundle / DIGEST_FILE).write_text(hashlib.sha256(wheel.read_bytes()).hexdigest()[:16] + "\n")
+    wheel = bundled_wheel(bundle)
+    stale = wheel_check.differences(wheel)
+    if stale:
+        sys.exit(f"{wheel.name} is not this working tree ({'; '.join(stale[:5])}). Run `make gpu-bundle` again "
+                 f"before carrying {bundle} to the GPU machine.")
+    recorded = (bundle / DIGEST_FILE).read_text().strip() if (bundle / DIGEST_FILE).is_file() else None
+    digest = hashlib.sha256(wheel.read_bytes()).hexdigest()[:16]
+    if recorded != digest:
+        sys.exit(f"{wheel} has digest {digest}, the bundle recorded {recorded}: rebuild it with `make gpu-bundle`.")
+    site = os.environ.get("PYTHONPATH", "").split(os.pathsep)[0]
+    with tempfile.TemporaryDirectory(prefix="gpu-check-site-") as fresh:
+        if not site:  # no --target install (the CPU form): install the wheel alone into a fresh one
+            subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-compile", "--target", fresh,
+                            str(wheel)], check=True)
+        summary = wheel_check.import_check(sys.executable, wheel_check.modules_of(wheel) + PREFLIGHT,
+                                           Path(site or fresh))
+    return {"wheel": wheel.name, "wheel_digest": digest, "imports": json.loads(summary)}
 
 
 def prepare(bundle: Path) -> None:
     """Collect into ``bundle`` what the GPU machine needs and cannot download: wheels of
-    :data:`CARRIED` for CPython 3.12 at this environment's versions, the project's own wheel, and
-    the tokenizer cache (the random shapes use SmolLM2's tokenizer, converted from the 98 MB GGUF,
-    which is too big to carry)."""
-    from seal_core.models import ensure_tokenizer_cache
+    :data:`CARRIED` for CPython 3.12 at this environment's versions, the project's own wheel
+    (checked against the tree, its digest recorded), and the tokenizer cache (the random shapes
+    use SmolLM2's tokenizer, converted from the 98 MB GGUF, which is too big to carry)."""
+    from seal_core.models.loading import ensure_tokenizer_cache
 
     wheels = bundle / "wheels"
     shutil.rmtree(wheels, ignore_errors=True)
@@ -139,8 +152,13 @@ def prepare(bundle: Path) -> None:
             print(f"{pin}: no wheel for CPython 3.12 on the index; building one from the sdist")
             subprocess.run([*pip, "wheel", "--no-deps", "-w", str(wheels), pin], check=True,
                            env={**os.environ, "DS_BUILD_OPS": "0"})
-    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(ROOT)], check=True)
-    (bundle / DIGEST_FILE).write_text(source_digest() + "\n")
+    wheel = wheel_check.build_wheel(bundle / "project")
+    stale = wheel_check.differences(wheel)
+    if stale:
+        sys.exit("the project's wheel is not this checkout:\n  " + "\n  ".join(stale))
+    shutil.copy2(wheel, wheels / wheel.name)
+    shutil.rmtree(bundle / "project")
+    (bundle / DIGEST_FILE).write_text(hashlib.sha256(wheel.read_bytes()).hexdigest()[:16] + "\n")
     cache = bundle / "cache"
     shutil.rmtree(cache, ignore_errors=True)
     tokenizer = ensure_tokenizer_cache()
@@ -183,7 +201,7 @@ class Runner:
 
 def section_tests(runner: Runner, args, form: dict, work: Path) -> dict:
     junit = work / "junit.xml"
-    result = runner.run("tests", [sys.executable, "-m", "pytest", "-m", "cuda", "tests/test_device.py", "-q",
+    result = runner.run("tests", [sys.executable, "-m", "pytest", "-m", "cuda", "tests/unit/test_device.py", "-q",
                                   "-p", "no:cacheprovider", f"--junitxml={junit}"], form["caps"]["tests"],
                         env={"SEAL_TEST_DEVICE": args.device})
     if junit.is_file():
@@ -218,7 +236,7 @@ def section_runs(runner: Runner, args, form: dict, work: Path) -> dict:
             # that the M-step (TRL's SFTTrainer on the device) runs. grpo's update is skipped at
             # equal rewards; the deepspeed section runs it, plain and under ZeRO.
             sets["algorithm.min_reward"] = -1
-        cmd = [sys.executable, "-m", "seal_core.cli", "run", "--run-dir", str(run_dir)]
+        cmd = [sys.executable, "-m", "seal_core", "run", "--run-dir", str(run_dir)]
         for key, value in sets.items():
             cmd += ["--set", f"{key}={value}"]
         result = runner.run(f"runs/{algorithm}", cmd, form["caps"]["runs"] / 2)
@@ -235,7 +253,7 @@ def section_runs(runner: Runner, args, form: dict, work: Path) -> dict:
 
 def section_deepspeed(runner: Runner, args, form: dict, work: Path) -> dict:
     found = work / "deepspeed.json"
-    result = runner.run("deepspeed", [sys.executable, "tests/dist_update_check.py", str(found), "--device", args.device,
+    result = runner.run("deepspeed", [sys.executable, "tests/runs/dist_update_check.py", str(found), "--device", args.device,
                                       "--model", form["ds_model"], "--cases", form["ds_cases"],
                                       *(["--floor"] if form["ds_floor"] else [])], form["caps"]["deepspeed"])
     if found.is_file():
@@ -300,7 +318,7 @@ def markdown(report: dict) -> str:
             lines.append(f"| {name}{'/' + label if label else ''} | {r['status']} | {r.get('seconds', '')} |")
     tests = report["sections"].get("tests", {})
     if tests.get("cases"):
-        lines += ["", "## tests (`pytest -m cuda tests/test_device.py`)", "", "| test | outcome | seconds |",
+        lines += ["", "## tests (`pytest -m cuda tests/unit/test_device.py`)", "", "| test | outcome | seconds |",
                   "| --- | --- | ---: |"]
         lines += [f"| {c['name']} | {c['outcome']}{': ' + c['message'][:120] if c.get('message') else ''} | {c['seconds']:.1f} |"
                   for c in tests["cases"]]
@@ -362,14 +380,8 @@ def main() -> None:
     unknown = set(wanted) - set(SECTIONS)
     if unknown:
         parser.error(f"--only: unknown section(s) {', '.join(sorted(unknown))}; choose from {', '.join(SECTIONS)}")
-    check_installed_project(Path(args.bundle))
-    preflight = subprocess.run([sys.executable, "-c", "import importlib, sys\nfor m in sys.argv[1:]: importlib.import_module(m)\n"
-                                "from seal_core.registry import Registry; Registry()", *PREFLIGHT],
-                               capture_output=True, text=True, cwd=ROOT)
-    if preflight.returncode:
-        log.write_text(preflight.stdout + preflight.stderr)
-        sys.exit(f"preflight: importing the project and its packages failed:\n{preflight.stderr[-3000:]}")
     report = {"form": form_name, "environment": environment(args.device), "sections": {}}
+    report["preflight"] = preflight(Path(args.bundle), built_here=form_name == "cpu")
     functions = {"tests": section_tests, "runs": section_runs, "deepspeed": section_deepspeed, "inner": section_inner}
     with tempfile.TemporaryDirectory(prefix="gpu-check-") as work:
         for name in SECTIONS:
