@@ -23,7 +23,11 @@ Sections, each in its own process with its own time limit, in this order:
   CUDA) against the plain one-process update (tests/runs/dist_update_check.py);
 - ``inner``: benchmarks/inner_loop.py at the 0.5B and 1.5B shapes: the reference pattern, lora, and
   multi-lora with K = 8 and K = 32: s/edit, peak GPU memory, training TFLOP/s against the GPU's
-  measured bf16 matmul rate.
+  measured bf16 matmul rate;
+- ``round``: benchmarks/round.py, one SEAL round of ``make run``'s config at the 0.5B shape, timed
+  phase by phase, and its rollouts per minute.
+
+The report is written by benchmarks/gpu_report.py.
 
 ``--deadline`` bounds the whole script: a section that would start past it is skipped, and each
 section's process is stopped at the deadline, so the report always comes back. The report is
@@ -38,7 +42,6 @@ import hashlib
 import importlib.metadata
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -47,8 +50,10 @@ import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from gpu_report import environment, markdown
+
 ROOT = Path(__file__).resolve().parents[1]
-SECTIONS = ("tests", "runs", "deepspeed", "inner")
+SECTIONS = ("tests", "runs", "deepspeed", "inner", "round")
 
 #: what each form runs; the CPU form is the same code on tiny shapes, sized for CI (~2 minutes)
 FORMS = {
@@ -64,7 +69,11 @@ FORMS = {
         # measured on an H200 (2026-11-27): tests 47 s; each one-round run ~55 s with its
         # checkpoint; one 0.5B update ~26 s while its copy was initialised on the CPU (now
         # built on the GPU); the inner loop's reference path ~40 s per shape
-        "caps": {"tests": 90, "runs": 200, "deepspeed": 100, "inner": 200},
+        # one SEAL round of make run's config at the 0.5B shape (random weights: rewards are 0,
+        # so min_reward=-1 lets rest-em's update run)
+        "round_model": "random:qwen2.5-0.5b",
+        "round_sets": ["algorithm.min_reward=-1", "checkpoint=none"],
+        "caps": {"tests": 90, "runs": 200, "deepspeed": 100, "inner": 200, "round": 150},
         "ds_floor": True,
     },
     "cpu": {
@@ -74,7 +83,10 @@ FORMS = {
         "inner_models": ["random:qwen2-tiny"],
         "inner_args": ["--edits", "32", "--sequential-edits", "2", "--batches", "1", "--epochs", "1", "--max-lines", "4", "--warmup",
                        "--paths", "reference,lora,multi-lora-k8-fp32,multi-lora-k32-fp32"],
-        "caps": {"tests": 400, "runs": 200, "deepspeed": 200, "inner": 500},  # a 2-core CPU without AMX: 169 and 291 s
+        "round_model": "random:qwen2-tiny",
+        "round_sets": ["algorithm.min_reward=-1", "checkpoint=none", "domain.train_limit=2", "domain.eval_limit=2",
+                       "edits_per_task=2", "generator.max_new_tokens=16", "inner.epochs=1"],
+        "caps": {"tests": 400, "runs": 200, "deepspeed": 200, "inner": 500, "round": 200},  # 2-core CPU without AMX: 169, 291 s
         "ds_floor": True,
     },
 }
@@ -282,73 +294,19 @@ def section_inner(runner: Runner, args, form: dict, work: Path) -> dict:
     return out
 
 
-# -- report ----------------------------------------------------------------------------------------
-
-
-def environment(device: str) -> dict:
-    import torch
-
-    env = {"python": platform.python_version(), "torch": torch.__version__, "device": device,
-           "cpu": platform.processor() or platform.machine()}
-    for name in ("transformers", "peft", "trl", "accelerate", "deepspeed"):
-        try:
-            env[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            env[name] = None
-    try:
-        model_name = [l for l in Path("/proc/cpuinfo").read_text().splitlines() if l.startswith("model name")]
-        env["cpu"] = model_name[0].split(":", 1)[1].strip() if model_name else env["cpu"]
-    except OSError:
-        pass
-    if device.startswith("cuda") and torch.cuda.is_available():
-        props = torch.cuda.get_device_properties(0)
-        env.update(gpu=props.name, gpu_memory_gib=round(props.total_memory / 2**30, 1), cuda=torch.version.cuda,
-                   nccl=".".join(map(str, torch.cuda.nccl.version())))
-    return env
-
-
-def markdown(report: dict) -> str:
-    env = report["environment"]
-    lines = [f"# GPU check ({report['form']} form)", "",
-             f"{env.get('gpu') or env['cpu']}; torch {env['torch']}, CUDA {env.get('cuda')}, transformers "
-             f"{env['transformers']}, peft {env['peft']}, trl {env['trl']}, deepspeed {env['deepspeed']}; "
-             f"{report['seconds']:.0f} s in all.", "", "| section | status | seconds |", "| --- | --- | ---: |"]
-    for name, result in report["sections"].items():
-        for label, r in (result.items() if name in ("runs", "inner") and "status" not in result else [(None, result)]):
-            lines.append(f"| {name}{'/' + label if label else ''} | {r['status']} | {r.get('seconds', '')} |")
-    tests = report["sections"].get("tests", {})
-    if tests.get("cases"):
-        lines += ["", "## tests (`pytest -m cuda tests/unit/test_device.py`)", "", "| test | outcome | seconds |",
-                  "| --- | --- | ---: |"]
-        lines += [f"| {c['name']} | {c['outcome']}{': ' + c['message'][:120] if c.get('message') else ''} | {c['seconds']:.1f} |"
-                  for c in tests["cases"]]
-    ds = report["sections"].get("deepspeed", {})
-    if ds.get("cases"):
-        lines += ["", "## DeepSpeed: the outer update, one rank, against the plain update", "",
-                  "| case | backend | max weight difference | plain vs plain (noise floor) | max weight change | plain s | DeepSpeed s |",
-                  "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
-        lines += [f"| {c} | {r['backend']} | {r['max_abs_diff']:.2e} | "
-                  f"{'' if r.get('plain_floor') is None else format(r['plain_floor'], '.2e')} | {r['max_abs_change']:.2e} | "
-                  f"{r['plain_seconds']:.1f} | {r['deepspeed_seconds']:.1f} |" for c, r in ds["cases"].items()]
-    inner = report["sections"].get("inner", {})
-    rows = [(m, r["summary"]) for m, r in inner.items() if isinstance(r, dict) and r.get("summary")]
-    if rows:
-        lines += ["", "## inner loop (`benchmarks/inner_loop.py`, reference hyperparameters, bundled passages)", "",
-                  "| shape | path | self-edits | s/edit | train TFLOP/s | share of bf16 matmul peak | peak GPU GiB |",
-                  "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
-        for model, s in rows:
-            share = s.get("train_share_of_bf16_peak", {})
-            for path, spe in s["seconds_per_edit"].items():
-                gpu = s["peak_gpu_gb"].get(path)
-                lines.append(f"| {model} | {path} | {s['edits'][path]} | {spe:.2f} | "
-                             f"{s['achieved_train_gflops'][path] / 1000:.2f} | "
-                             f"{f'{share[path]:.1%}' if path in share else ''} | {'' if gpu is None else f'{gpu:.1f}'} |")
-        for model, s in rows:
-            rates = ", ".join(f"{k} {v / 1000:.0f} TFLOP/s" for k, v in s["matmul_gflops"].items())
-            speed = ", ".join(f"{k} {s[k]:.2f}x" for k in ("speedup_k8_vs_reference", "speedup_k32_vs_reference",
-                                                           "speedup_k8_vs_lora") if s.get(k))
-            lines.append(f"\n{model} ({s['parameters'] / 1e9:.2f}B parameters, {s['dtype']}): matmul {rates}; {speed}.")
-    return "\n".join(lines) + "\n"
+def section_round(runner: Runner, args, form: dict, work: Path) -> dict:
+    """One SEAL round timed phase by phase (benchmarks/round.py) at the form's shape and config."""
+    log_start = runner.log.stat().st_size if runner.log.exists() else 0
+    result = runner.run("round", [sys.executable, "benchmarks/round.py", "--model", form["round_model"], "--device",
+                                  args.device, *[a for s in form["round_sets"] for a in ("--set", s)]],
+                        form["caps"]["round"])
+    lines = runner.log.read_bytes()[log_start:].decode("utf-8", errors="replace").splitlines()
+    summary = [line for line in lines if line.startswith("{") and '"rollouts_per_minute"' in line]
+    if summary:
+        result["summary"] = json.loads(summary[-1])
+    elif result["status"] == "ok":
+        result["status"] = "failed (no summary line)"
+    return result
 
 
 def main() -> None:
@@ -382,7 +340,8 @@ def main() -> None:
         parser.error(f"--only: unknown section(s) {', '.join(sorted(unknown))}; choose from {', '.join(SECTIONS)}")
     report = {"form": form_name, "environment": environment(args.device), "sections": {}}
     report["preflight"] = preflight(Path(args.bundle), built_here=form_name == "cpu")
-    functions = {"tests": section_tests, "runs": section_runs, "deepspeed": section_deepspeed, "inner": section_inner}
+    functions = {"tests": section_tests, "runs": section_runs, "deepspeed": section_deepspeed, "inner": section_inner,
+                 "round": section_round}
     with tempfile.TemporaryDirectory(prefix="gpu-check-") as work:
         for name in SECTIONS:
             if name in wanted:

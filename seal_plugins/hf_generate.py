@@ -1,7 +1,11 @@
-"""Edit generator ``hf-generate``: k self-edits per prompt from one batched ``generate`` call.
+"""Edit generator ``hf-generate``: k self-edits for each of several prompts from one batched
+``generate`` call.
 
 Each prompt is wrapped in the model's chat template (:func:`seal_core.models.prompting.format_prompt`)
-and sampled ``k`` times with ``num_return_sequences=k``; greedy mode decodes once per prompt.
+and sampled ``k`` times with ``num_return_sequences=k``; greedy mode decodes once per prompt. The
+engine hands it ``generator.batch_size`` prompts per call (the prompts are left-padded to one
+length; the sampled tokens of one prompt then depend on the batch it is in, which the engine
+keeps fixed: a round's tasks in order, cut into batches).
 
 Where the domain declares a self-edit schema and ``generator.constrained`` is on (the default),
 each step samples from the model's distribution restricted to the tokens the schema allows
@@ -32,7 +36,7 @@ from seal_core.api.types import SampledEdit
 
 @dataclass
 class HFGenerateOptions(SamplingOptions):
-    """temperature, top_p, max_new_tokens, constrained (see :class:`seal_core.models.generation.SamplingOptions`)."""
+    """temperature, top_p, max_new_tokens, constrained, batch_size (see :class:`seal_core.models.generation.SamplingOptions`)."""
 
 
 class HFGenerate(EditGenerator):
@@ -41,6 +45,9 @@ class HFGenerate(EditGenerator):
 
     def constrained_by(self, schema: dict[str, Any]) -> dict[str, Any] | None:
         return schema if self.options.constrained else None
+
+    def prompts_per_call(self) -> int:
+        return self.options.batch_size
 
     def generate(self, model: LoadedModel, prompts: list[str], k: int, *, greedy: bool = False,
                  tasks: list[TaskInstance] | None = None, schema: dict[str, Any] | None = None) -> list[list[str]]:

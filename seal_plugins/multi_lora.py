@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -43,6 +43,7 @@ from torch import nn
 from seal_core import InnerUpdater, hookimpl
 from seal_core.api.components import AdaptedBatch
 from seal_core.api.errors import NonFiniteLoss
+from seal_core.inner.compiling import compiled_layers
 from seal_core.inner import (LENGTHS_KWARG, LinearCrossEntropy, LoraOptions, Routing, StackedAdamW, StackedLoraLinear,
                              adapter_state, draw_init_seed, epoch_mean_below, learning_rate_at, pack_rows, packed_attention,
                              peft_initial_a, seeded_lora_a, step_batches, steps_per_epoch, tokenize_examples,
@@ -60,6 +61,11 @@ class MultiLoraOptions(LoraOptions):
     precision: Literal["fp32", "bf16"] = "fp32"  # dtype of the frozen base matmuls during adaptation
     loss_chunk_tokens: int = 512  # tokens per chunk of the output layer + loss (bounds memory)
     pack_tokens: int = 2048  # tokens per packed forward pass; a step's rows beyond it take more passes
+    # torch.compile the decoder layers while training (seal_core/inner/compiling.py). Off by
+    # default: on a 2-core CPU (embedded model, K = 8, fp32) the first batch compiled for 504 s and
+    # the next ran 1.33x slower than eager (docs/reports/2026-12-06-round-speed.md); worth
+    # measuring where the step waits on kernel launches (GPUs: benchmarks/gpu_check.py)
+    compile: bool = False
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -257,7 +263,7 @@ class MultiLoraUpdater(InnerUpdater):
         params = [p for layer in installed.layers for p in (layer.lora_A, layer.lora_B)]
         optimizer = StackedAdamW(params, weight_decay=opts.weight_decay)
         failed: dict[int, str] = {}  # slot -> reason
-        with self._training(model, params):
+        with self._training(model, params, opts.compile):
             for step in range(max(plan.steps, default=0)):
                 if not self._step(model, installed, plan, step, params, optimizer, failed):
                     break
@@ -267,10 +273,12 @@ class MultiLoraUpdater(InnerUpdater):
 
     @staticmethod
     @contextmanager
-    def _training(model: Any, params: list[torch.Tensor]) -> Iterator[None]:
-        """Inside: packed row-by-row attention and train mode; on exit eval mode, the model's own
-        attention and no gradients, whatever happened inside."""
-        with packed_attention(model):
+    def _training(model: Any, params: list[torch.Tensor], compiled: bool = False) -> Iterator[None]:
+        """Inside: packed row-by-row attention and train mode (and with ``compiled`` the decoder
+        layers ``torch.compile``-d, :mod:`seal_core.inner.compiling`); on exit eval mode, the
+        model's own attention and layers and no gradients, whatever happened inside."""
+        regions = compiled_layers(model, next(model.parameters()).device) if compiled else nullcontext()
+        with packed_attention(model), regions:
             model.train()
             try:
                 yield

@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 import tempfile
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import structlog
 import torch
@@ -53,6 +53,10 @@ class RestEMOptions:
     batch_size: int = 4
     max_length: int = 1024  # prompt + self-edit tokens
     restart_from_base: bool = False  # ReST^EM proper: every round starts from the initial policy
+    # recompute activations in the backward instead of keeping them (TRL's default, true): saves
+    # memory, costs a second forward. auto: on for CUDA, off on a CPU, where memory is not short
+    # (make run's update: GRADIENT_CHECKPOINTING_SAVING)
+    gradient_checkpointing: Literal["auto", True, False] = "auto"
 
     def __post_init__(self) -> None:
         if self.keep_top < 1 or self.epochs < 1 or self.batch_size < 1 or self.lora_r < 1:
@@ -185,6 +189,7 @@ class RestEM(RLAlgorithm):
                 completion_only_loss=True,
                 bf16=on_gpu and torch.cuda.is_bf16_supported(),
                 use_cpu=not on_gpu,
+                gradient_checkpointing=on_gpu if opts.gradient_checkpointing == "auto" else opts.gradient_checkpointing,
                 seed=context.seed,
                 data_seed=context.seed,
                 save_strategy="no",

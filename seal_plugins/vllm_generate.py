@@ -9,8 +9,10 @@ How it follows the policy: vLLM holds its own copy of the weights. Before each `
 generator compares a fingerprint of the policy's base weights (the sum of their norms, one pass
 over GPU memory) with the one it last loaded, and after an RL update it pushes the new weights
 into vLLM with the model's ``load_weights``. Prompts are formatted with the chat template and
-passed as token ids (no second BOS), as ``hf-generate`` does; a request's sampling seed is the
-torch seed the engine set for that task, so the self-edits depend on the task, not on the order.
+passed as token ids (no second BOS), as ``hf-generate`` does; all ``generator.batch_size``
+prompts the engine hands over go to vLLM at once, and a request's sampling seed is derived from
+the torch seed the engine set for that batch and the request's place in it, so the self-edits
+depend on the batch of tasks, which the engine fixes, not on what ran before.
 
 A domain's self-edit schema (``generator.constrained``, on by default) goes to vLLM's structured
 outputs (``StructuredOutputsParams(json=...)``; ``GuidedDecodingParams`` before vLLM 0.11) with
@@ -42,12 +44,14 @@ import torch
 from seal_core import EditGenerator, LoadedModel, TaskInstance, hookimpl
 from seal_core.models.constrained import laid_out
 from seal_core.models.generation import SamplingOptions
+from seal_core.runtime.seeding import derive_seed
 from seal_core.models.loading import is_tiny_spec, plain_state_dict
 from seal_core.models.prompting import format_prompt
 
 
 @dataclass
-class VLLMOptions(SamplingOptions):  # temperature, top_p, max_new_tokens, as hf-generate
+class VLLMOptions(SamplingOptions):  # temperature, top_p, max_new_tokens, constrained, as hf-generate
+    batch_size: int = 256  # prompts per generate call: vLLM schedules them itself
     gpu_memory_utilization: float = 0.3  # vLLM's share of the GPU; the policy, the student and the update share the rest
     enforce_eager: bool = True  # no CUDA-graph capture: faster start, a little slower decoding
 
@@ -122,6 +126,9 @@ class VLLMGenerate(EditGenerator):
     def constrained_by(self, schema: dict[str, Any]) -> dict[str, Any] | None:
         return schema if self.options.constrained else None
 
+    def prompts_per_call(self) -> int:
+        return self.options.batch_size
+
     def generate(self, model: LoadedModel, prompts: list[str], k: int, *, greedy: bool = False,
                  tasks: list[TaskInstance] | None = None, schema: dict[str, Any] | None = None) -> list[list[str]]:
         from vllm import SamplingParams
@@ -129,9 +136,11 @@ class VLLMGenerate(EditGenerator):
         opts = self.options
         llm = self._engine(model)
         n = 1 if greedy else k
-        params = SamplingParams(n=n, temperature=0.0 if greedy else opts.temperature,
-                                top_p=1.0 if greedy else opts.top_p, max_tokens=opts.max_new_tokens,
-                                seed=torch.initial_seed(), **(structured_params(schema) if schema is not None else {}))
+        batch_seed = torch.initial_seed()  # the engine's seed of this batch of prompts
+        params = [SamplingParams(n=n, temperature=0.0 if greedy else opts.temperature,
+                                 top_p=1.0 if greedy else opts.top_p, max_tokens=opts.max_new_tokens,
+                                 seed=derive_seed(batch_seed, i), **(structured_params(schema) if schema is not None else {}))
+                  for i in range(len(prompts))]  # one seed per request: its place in the batch
         requests = [{"prompt_token_ids": model.tokenizer(format_prompt(model.tokenizer, p),
                                                          add_special_tokens=False)["input_ids"]} for p in prompts]
         outputs = llm.generate(requests, params, use_tqdm=False)

@@ -140,6 +140,13 @@ class EditGenerator(Component):
         whose :meth:`constrained_by` returns a schema also gets ``schema=`` (that schema).
         """
 
+    def prompts_per_call(self) -> int:
+        """How many prompts :meth:`generate` gets per call: the engine writes a round's self-edits
+        in batches of this many tasks, cut from the round's tasks in order (each batch seeded from
+        its tasks), so that the same run always writes the same self-edits. 1 (the default): one
+        prompt per call."""
+        return 1
+
     def constrained_by(self, schema: dict[str, Any]) -> dict[str, Any] | None:
         """The schema this generator's self-edits will follow when the domain declares ``schema``
         (:meth:`Domain.edit_schema`); None (the default): it writes freely and gets no ``schema``.

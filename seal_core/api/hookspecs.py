@@ -100,8 +100,10 @@ def seal_register_edit_generators(register: Callable[[Any], None]) -> None:
     schema allows (:mod:`seal_core.models.constrained` compiles it for a tokenizer). A sampled self-edit
     may be a :class:`seal_core.SampledEdit` (a ``str`` that also carries the token ids drawn and
     their log-probs under the distribution they were drawn from); the RL algorithms then take
-    those as the old policy's log-probs instead of recomputing them from the text. Its
-    ``Options`` dataclass declares its ``generator.*`` config keys.
+    those as the old policy's log-probs instead of recomputing them from the text. Optionally
+    ``prompts_per_call()`` says how many prompts ``generate`` takes at once (default 1): the engine
+    then writes a round's self-edits in batches of that many tasks, in task order, each batch
+    seeded from its tasks. Its ``Options`` dataclass declares its ``generator.*`` config keys.
 
     :param register: call ``register(generator)`` once for each edit generator.
     """

@@ -142,16 +142,24 @@ class Adapter:
     # -- 1. self-edits ---------------------------------------------------------------------------
 
     def write_edits(self, policy: LoadedModel, tasks: list[TaskInstance]) -> dict[str, str]:
-        """One greedy self-edit per document, each saved as it is written (kept on resume)."""
+        """One greedy self-edit per document, written in the generator's batches (documents in
+        order) and each saved as its batch finishes; a file already there (an earlier run's, or
+        edited by hand) is kept as it is."""
         folder = self.out / "self_edits"
         folder.mkdir(exist_ok=True)
-        todo = [task for task in tasks if not (folder / f"{task.id}.txt").is_file()]
-        written = self.workbench.write_edits(policy, todo, 1, True,
-                                             lambda task: derive_seed(self.config.run.seed, "adapt-edit", task.id))
-        for task, _, (edit,) in tqdm(written, total=len(todo), initial=len(tasks) - len(todo), desc="self-edits",
-                                     unit="doc", dynamic_ncols=True):
-            atomic_write_text(folder / f"{task.id}.txt", edit)
-            self.stop.check()
+        missing = {task.id for task in tasks if not (folder / f"{task.id}.txt").is_file()}
+        batches = self.workbench.edit_batches(tasks, missing)
+        written = self.workbench.write_edits(policy, batches, 1, True,
+                                             lambda batch: derive_seed(self.config.run.seed, "adapt-edit",
+                                                                       *[task.id for task in batch]))
+        with tqdm(total=len(tasks), initial=len(tasks) - len(missing), desc="self-edits", unit="doc",
+                  dynamic_ncols=True) as bar:
+            for batch in written:
+                for task, _, (edit,) in batch:
+                    if task.id in missing:
+                        atomic_write_text(folder / f"{task.id}.txt", edit)
+                        bar.update(1)
+                self.stop.check()
         return {task.id: (folder / f"{task.id}.txt").read_text(encoding="utf-8") for task in tasks}
 
     # -- 2. learning -----------------------------------------------------------------------------

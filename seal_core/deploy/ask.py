@@ -41,5 +41,5 @@ def load_for_asking(path: str, device: str = "auto", chat_template: str = "auto"
 def ask(loaded: LoadedModel, question: str, max_new_tokens: int = 32) -> str:
     """The first line of the model's greedy answer to ``question`` (the ``qa`` evaluator's prompt)."""
     prompt = format_prompt(loaded.tokenizer, QUESTION_PROMPT.format(question=question))
-    answer = generate_texts(loaded.model, loaded.tokenizer, [prompt], max_new_tokens=max_new_tokens)[0]
+    answer = generate_texts(loaded.model, loaded.tokenizer, [prompt], max_new_tokens=max_new_tokens, first_line=True)[0]
     return (answer.strip().splitlines() or [""])[0].strip()  # the first line, as the evaluator grades it

@@ -73,9 +73,10 @@ class QAEvaluator(Evaluator):
     Options = QAOptions
 
     def answer(self, model: Any, tokenizer: Any, questions: list[str]) -> list[str]:
-        """The model's answers, first line only, in one batched greedy generate call."""
+        """The model's answers, first line only, in one batched greedy generate call (a row stops
+        generating once its first line is complete)."""
         inputs = [format_prompt(tokenizer, QUESTION_PROMPT.format(question=q)) for q in questions]
-        outputs = generate_texts(model, tokenizer, inputs, max_new_tokens=self.options.max_new_tokens)
+        outputs = generate_texts(model, tokenizer, inputs, max_new_tokens=self.options.max_new_tokens, first_line=True)
         return [(o.strip().splitlines() or [""])[0].strip() for o in outputs]
 
     def evaluate(self, model: Any, tokenizer: Any, task: TaskInstance) -> Score:

@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from typing import Any
 
@@ -50,6 +52,9 @@ from seal_core.runtime.interrupt import StopFlag
 from seal_core.runtime.seeding import derive_seed, seed_all
 
 log = structlog.get_logger(__name__)
+
+#: the phases of a round, in order, whose seconds each round's metrics line holds (``phase_seconds``)
+PHASES = ("eval_edits", "eval_base", "eval_adapt", "train_edits", "train_base", "train_adapt", "update", "checkpoint")
 
 
 class Engine:
@@ -74,6 +79,17 @@ class Engine:
         self.held_out = Scorer(held_out, workbench, self.stop)  # the held-out table's scores
         self.rewarder = self.held_out if reward is held_out else Scorer(reward, workbench, self.stop)  # the rollouts'
         self.hooks = event_hooks(workbench.registry.pm)  # called once per event, from rank 0
+        self.phase_seconds: dict[str, float] = {}  # this round's seconds per phase (:meth:`phase`)
+
+    @contextmanager
+    def phase(self, rnd: int, name: str, items: int) -> Iterator[None]:
+        """Time a phase of round ``rnd`` (:data:`PHASES`): logged as ``phase finished`` and summed
+        into the round's ``phase_seconds`` metric (``benchmarks/round.py`` reads them)."""
+        started = time.perf_counter()
+        yield
+        seconds = time.perf_counter() - started
+        self.phase_seconds[name] = self.phase_seconds.get(name, 0.0) + seconds
+        log.info("phase finished", round=rnd, phase=name, seconds=round(seconds, 2), items=items)
 
     @property
     def evaluator(self) -> Any:
@@ -89,17 +105,24 @@ class Engine:
 
     # -- self-edits ----------------------------------------------------------------------------
 
-    def write_edits(self, rnd: int, tasks: list[TaskInstance], roles: Roles, k: int, greedy: bool,
-                    desc: str) -> list[tuple[str, list[str]]]:
-        """(edit prompt, k self-edits) per task, each task's generation seeded from (seed, round,
-        task, greedy); under a launcher each rank writes those of its slice of the tasks, and the
-        slices are gathered."""
-        mine = distributed.shard(tasks)
+    def write_edits(self, rnd: int, tasks: list[TaskInstance], roles: Roles, k: int, greedy: bool, desc: str,
+                    wanted: set[str] | None = None) -> dict[str, tuple[str, list[str]]]:
+        """task id -> (edit prompt, k self-edits), for the tasks ``wanted`` (default: all), written
+        in the generator's batches cut from ``tasks`` in order (this rank's slice of them under a
+        launcher; the slices are gathered). Each batch is seeded from (seed, round, its task ids,
+        greedy), so the self-edits depend on the round's tasks and the number of ranks only."""
+        batches = self.workbench.edit_batches(distributed.shard(tasks), wanted)
         written = self.workbench.write_edits(
-            roles.generator, mine, k, greedy, lambda task: derive_seed(self.config.run.seed, "generate", rnd, task.id, greedy))
-        out = [(prompt, edits) for _, prompt, edits in tqdm(written, total=len(mine), desc=desc, unit="task",
-                                                              dynamic_ncols=True, disable=not distributed.is_main())]
-        return distributed.gather_lists(out)
+            roles.generator, batches, k, greedy,
+            lambda batch: derive_seed(self.config.run.seed, "generate", rnd, *[t.id for t in batch], greedy))
+        out = {}
+        with tqdm(total=sum(map(len, batches)), desc=desc, unit="task", dynamic_ncols=True,
+                  disable=not distributed.is_main()) as bar:
+            for batch in written:
+                out.update({task.id: (prompt, edits) for task, prompt, edits in batch})
+                bar.update(len(batch))
+        found = {key: value for part in distributed.gather(out) for key, value in part.items()}
+        return {key: value for key, value in found.items() if wanted is None or key in wanted}
 
     def edit_logprobs(self, tasks: list[TaskInstance], edits: dict[str, tuple[str, list[str]]],
                       roles: Roles) -> dict[tuple[str, int], tuple[list[int] | None, list[float]]]:
@@ -137,19 +160,23 @@ class Engine:
     def evaluate(self, rnd: int, tasks: list[TaskInstance], roles: Roles, done: dict[str, dict]) -> dict[str, Any]:
         """Score held-out tasks; ``done`` holds this round's rows already in evaluations.jsonl."""
         todo = [t for t in tasks if t.id not in done]
-        edits = self.write_edits(rnd, todo, roles, 1, True, f"round {rnd} · eval self-edits")
+        with self.phase(rnd, "eval_edits", len(todo)):
+            edits = self.write_edits(rnd, tasks, roles, 1, True, f"round {rnd} · eval self-edits", {t.id for t in todo})
+        with self.phase(rnd, "eval_base", len(todo)):
+            self.held_out.prefetch(rnd, todo, roles.student)
         rows = dict(done)
-        items = [EditItem(task, -1, edit) for task, (_, (edit,)) in zip(todo, edits)]
+        items = [EditItem(task, -1, edits[task.id][1][0]) for task in todo]
 
         def evaluation(scored: ScoredEdit) -> dict[str, Any]:
             item = scored.item
             return self.eval_row(rnd, item.task, item.edit, scored.score, scored.reason, roles.student)
 
-        for row in tqdm(self.held_out.scored_rows(rnd, items, roles.student, evaluation), total=len(items),
-                        desc=f"round {rnd} · eval adapt+score", unit="task", dynamic_ncols=True,
-                        disable=not distributed.is_main()):
-            self.store.append_evaluation(row)
-            rows[row["task_id"]] = row
+        with self.phase(rnd, "eval_adapt", len(items)):
+            for row in tqdm(self.held_out.scored_rows(rnd, items, roles.student, evaluation), total=len(items),
+                            desc=f"round {rnd} · eval adapt+score", unit="task", dynamic_ncols=True,
+                            disable=not distributed.is_main()):
+                self.store.append_evaluation(row)
+                rows[row["task_id"]] = row
         return eval_summary([rows[t.id] for t in tasks])
 
     def collect(self, rnd: int, tasks: list[TaskInstance], roles: Roles,
@@ -157,8 +184,11 @@ class Engine:
         """Score k self-edits per task; ``done`` holds this round's rollouts already on disk."""
         k = self.config.run.edits_per_task
         todo = [t for t in tasks if any((t.id, i) not in done for i in range(k))]
-        edits = dict(zip([t.id for t in todo], self.write_edits(rnd, todo, roles, k, False, f"round {rnd} · train self-edits")))
-        logprobs = self.edit_logprobs(todo, edits, roles)
+        with self.phase(rnd, "train_edits", len(todo)):
+            edits = self.write_edits(rnd, tasks, roles, k, False, f"round {rnd} · train self-edits", {t.id for t in todo})
+            logprobs = self.edit_logprobs(todo, edits, roles)
+        with self.phase(rnd, "train_base", len(todo)):
+            self.rewarder.prefetch(rnd, todo, roles.student)
         items = [EditItem(t, i, edits[t.id][1][i]) for t in todo for i in range(k) if (t.id, i) not in done]
         scored = dict(done)
 
@@ -170,12 +200,13 @@ class Engine:
                            edit=str(item.edit), score_before=before.value, score_after=edit.score.value,
                            reward=self.reward(before, edit.score), details=details, logprobs=lps, token_ids=token_ids)
 
-        for rollout in tqdm(self.rewarder.scored_rows(rnd, items, roles.student, rollout_of, per_rank=k),
-                            total=len(items), desc=f"round {rnd} · inner updates", unit="edit", dynamic_ncols=True,
-                            disable=not distributed.is_main()):
-            self.store.append_rollout(rollout)
-            self.hooks.seal_rollout_scored(rollout=rollout, run_dir=self.store.dir)
-            scored[(rollout.task_id, rollout.edit_index)] = rollout
+        with self.phase(rnd, "train_adapt", len(items)):
+            for rollout in tqdm(self.rewarder.scored_rows(rnd, items, roles.student, rollout_of, per_rank=k),
+                                total=len(items), desc=f"round {rnd} · inner updates", unit="edit", dynamic_ncols=True,
+                                disable=not distributed.is_main()):
+                self.store.append_rollout(rollout)
+                self.hooks.seal_rollout_scored(rollout=rollout, run_dir=self.store.dir)
+                scored[(rollout.task_id, rollout.edit_index)] = rollout
         return [scored[(t.id, i)] for t in tasks for i in range(k)]
 
     # -- the outer loop ------------------------------------------------------------------------
@@ -195,13 +226,15 @@ class Engine:
                                 deepspeed=deepspeed_config(cfg.trainer.deepspeed, self.algorithm),
                                 components=self.workbench.registry.get, edit_schema=self.edit_schema, report_to=cfg.run.report_to)
         seed_all(context.seed)
-        if distributed.active() and context.deepspeed is None:  # no DeepSpeed path: rank 0 updates alone
-            stats = self.algorithm.update(roles.generator, rollouts, context) if distributed.is_main() else {}
-            metrics.update(distributed.broadcast(stats))
-            broadcast_weights(roles.generator.model)
-        else:
-            metrics.update(self.algorithm.update(roles.generator, rollouts, context))
-        save_resume_point(self.store, self.algorithm, roles.generator, rnd, metrics)  # with the algorithm's state
+        with self.phase(rnd, "update", len(rollouts)):
+            if distributed.active() and context.deepspeed is None:  # no DeepSpeed path: rank 0 updates alone
+                stats = self.algorithm.update(roles.generator, rollouts, context) if distributed.is_main() else {}
+                metrics.update(distributed.broadcast(stats))
+                broadcast_weights(roles.generator.model)
+            else:
+                metrics.update(self.algorithm.update(roles.generator, rollouts, context))
+        with self.phase(rnd, "checkpoint", 1):
+            save_resume_point(self.store, self.algorithm, roles.generator, rnd, metrics)  # with the algorithm's state
 
     def run(self, resume: bool = False) -> list[dict[str, Any]]:
         """Run (or, with ``resume``, continue) into the store; returns the metrics lines."""
@@ -226,6 +259,7 @@ class Engine:
         all_metrics = list(state.metrics)
         for rnd in range(state.next_round, cfg.run.rounds + 1):
             started = time.time()
+            self.phase_seconds = {}
             log.info("round started", round=rnd, of=cfg.run.rounds)
             if state.updated_round == rnd:  # killed after this round's update: all but the line is saved
                 metrics = dict(state.pending_metrics)
@@ -237,8 +271,11 @@ class Engine:
                 metrics.update(train_summary(rollouts))
                 self.update(rnd, roles, rollouts, metrics)
                 if cfg.run.checkpoint == "every_round":
-                    save_policy(store, roles.generator, f"policy-round{rnd + 1}", cfg, [*all_metrics, metrics], self.command)
+                    with self.phase(rnd, "checkpoint", 1):
+                        save_policy(store, roles.generator, f"policy-round{rnd + 1}", cfg, [*all_metrics, metrics],
+                                    self.command)
             metrics["seconds"] = round(time.time() - started, 1)
+            metrics["phase_seconds"] = {name: round(s, 2) for name, s in self.phase_seconds.items()}
             store.append_metrics(metrics)
             all_metrics.append(metrics)
             if store.writes:

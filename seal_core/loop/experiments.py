@@ -68,7 +68,8 @@ class _HeldOutEngine(Engine):
                  ) -> tuple[list[str], list[TrainingSet | None], dict[str, str]]:
         for task in tasks:
             self.held_out.base(rnd, task, roles.student)
-        edits = [e for _, (e,) in self.write_edits(rnd, tasks, roles, 1, True, f"round {rnd} · eval self-edits")]
+        written = self.write_edits(rnd, tasks, roles, 1, True, f"round {rnd} · eval self-edits")
+        edits = [written[task.id][1][0] for task in tasks]
         sets, rejected = self.workbench.training_sets(list(zip(tasks, edits)))
         reasons = {tasks[pos].id: why for pos, why in rejected.items()}
         for task_id, why in reasons.items():

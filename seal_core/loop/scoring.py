@@ -10,6 +10,7 @@ launcher in waves split across ranks (:meth:`Scorer.scored_rows`).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import nullcontext
 from typing import Any
 
 import structlog
@@ -38,6 +39,18 @@ class Scorer:
         if key not in self._base:
             self._base[key] = self.evaluator.evaluate(student.model, student.tokenizer, task)
         return self._base[key]
+
+    def prefetch(self, rnd: int, tasks: list[TaskInstance], student: LoadedModel) -> None:
+        """The unadapted student's scores of ``tasks`` not yet known this round, in one pass where
+        the evaluator scores several tasks at once (``evaluate_routed`` with every row through the
+        student as it is), else one task at a time."""
+        todo = [task for task in tasks if (rnd, task.id) not in self._base]
+        if not todo:
+            return
+        scores = self.evaluator.evaluate_routed(student.model, student.tokenizer, todo, lambda owners: nullcontext())
+        if scores is None:
+            scores = [self.evaluator.evaluate(student.model, student.tokenizer, task) for task in todo]
+        self._base.update({(rnd, task.id): score for task, score in zip(todo, scores)})
 
     def inner_seed(self, rnd: int, item: EditItem) -> int:
         """The seed of an item's inner loop (data order, adapter randomness). A held-out self-edit

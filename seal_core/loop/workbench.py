@@ -79,16 +79,25 @@ class Workbench:
 
     # -- self-edits ------------------------------------------------------------------------------
 
-    def write_edits(self, model: LoadedModel, tasks: list[TaskInstance], k: int, greedy: bool,
-                    seed: Callable[[TaskInstance], int]) -> Iterator[tuple[TaskInstance, str, list[str]]]:
-        """(task, edit prompt, ``k`` self-edits) for each task, in order, as each is written; the
-        generator's randomness is seeded with ``seed(task)`` before each task's call."""
+    def edit_batches(self, tasks: list[TaskInstance], wanted: set[str] | None = None) -> list[list[TaskInstance]]:
+        """``tasks`` cut, in order, into the batches the generator writes together (its
+        ``prompts_per_call``); with ``wanted`` (task ids), only the batches holding one of them.
+        A batch is always written whole, so a task's self-edits do not depend on which others
+        were wanted (a resumed run writes what the uninterrupted one wrote)."""
+        size = max(1, self.generator.prompts_per_call())
+        batches = [tasks[i:i + size] for i in range(0, len(tasks), size)]
+        return batches if wanted is None else [b for b in batches if any(t.id in wanted for t in b)]
+
+    def write_edits(self, model: LoadedModel, batches: list[list[TaskInstance]], k: int, greedy: bool,
+                    seed: Callable[[list[TaskInstance]], int]) -> Iterator[list[tuple[TaskInstance, str, list[str]]]]:
+        """For each batch (:meth:`edit_batches`), in order, as soon as it is written: (task, edit
+        prompt, ``k`` self-edits) per task, from one ``generate`` call seeded with ``seed(batch)``."""
         schema = {"schema": self.edit_schema} if self.edit_schema is not None else {}  # generators without one get none
-        for task in tasks:
-            seed_all(seed(task))
-            prompt = self.domain.edit_prompt(task)
-            edits = self.generator.generate(model, [prompt], k, greedy=greedy, tasks=[task], **schema)[0]
-            yield task, prompt, edits
+        for batch in batches:
+            seed_all(seed(batch))
+            prompts = [self.domain.edit_prompt(task) for task in batch]
+            edits = self.generator.generate(model, prompts, k, greedy=greedy, tasks=batch, **schema)
+            yield list(zip(batch, prompts, edits))
 
     def training_set(self, task: TaskInstance, edit: str) -> TrainingSet:
         """The domain's training set of ``edit``; :class:`EditRejected` (with the reason) when the

@@ -7,6 +7,12 @@ from typing import Any
 
 import torch
 
+#: prompts per generate call by default. Measured on the embedded model, 128-token self-edits, a
+#: 2-core CPU (benchmarks/results/2026-12-06-round-speed/generation_batch_size.txt): seconds per
+#: self-edit fell from 6.9 (greedy) and 5.0 (sampled, k = 3) at 1 prompt per call to 2.3 and 1.9
+#: at 6, and to 1.6 and 1.4 at 12: generation on a CPU is bound by per-step overhead, not arithmetic
+BATCH_SIZE = 12
+
 
 @dataclass
 class SamplingOptions:
@@ -16,8 +22,11 @@ class SamplingOptions:
     top_p: float = 0.95  # nucleus sampling
     max_new_tokens: int = 192  # self-edit length in tokens; longer edits are cut there
     constrained: bool = True  # follow the domain's self-edit schema (constrained decoding) where it declares one; false: free text
+    batch_size: int = BATCH_SIZE  # prompts per generate call (tasks whose self-edits are written together)
 
     def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {self.temperature}")
         if not 0 < self.top_p <= 1:
@@ -43,8 +52,9 @@ def generate_texts(model: Any, tokenizer: Any, inputs: list[str], *, max_new_tok
     """Complete each already-formatted input; returns ``len(inputs) * num_return_sequences``
     completions, the samples of one input next to each other, special tokens removed.
 
-    ``sampling``: ``do_sample``, ``temperature``, ``top_p``, ``num_return_sequences`` and
-    ``logits_processor``, as :func:`generate_samples` takes them (which this calls without scores).
+    ``sampling``: ``do_sample``, ``temperature``, ``top_p``, ``num_return_sequences``,
+    ``logits_processor`` and ``first_line``, as :func:`generate_samples` takes them (which this
+    calls without scores).
     """
     return [s.text for s in generate_samples(model, tokenizer, inputs, max_new_tokens=max_new_tokens,
                                              scores=False, **sampling)]
@@ -63,6 +73,7 @@ def generate_samples(
     num_return_sequences: int = 1,
     logits_processor: Any = None,
     scores: bool = True,
+    first_line: bool = False,
 ) -> list[Sample]:
     """Complete each already-formatted input: ``len(inputs) * num_return_sequences`` samples
     (:class:`Sample`: text, drawn token ids, their log-probs under the processed distribution),
@@ -71,6 +82,9 @@ def generate_samples(
 
     ``logits_processor``: a transformers logits processor (such as
     :meth:`seal_core.models.constrained.EditConstraint.processor`), applied before temperature and top-p.
+    ``first_line``: a row stops once its first line is complete (a newline after some text), for
+    callers that read only the first line of the stripped completion: that line is what the full
+    completion's would be, and the other rows compute what they would anyway.
     """
     if not inputs:
         return []
@@ -87,6 +101,8 @@ def generate_samples(
         from transformers import LogitsProcessorList
 
         sampling["logits_processor"] = LogitsProcessorList([logits_processor])
+    if first_line:
+        sampling["stopping_criteria"] = [FirstLineDone(tokenizer, enc["input_ids"].shape[1])]
     out = model.generate(
         **enc,
         max_new_tokens=max_new_tokens,
@@ -119,3 +135,15 @@ def _eos_ids(model: Any, tokenizer: Any) -> set[int]:
     if eos is None:
         eos = tokenizer.eos_token_id
     return set(eos if isinstance(eos, (list, tuple)) else [] if eos is None else [eos])
+
+
+class FirstLineDone:
+    """A ``generate`` stopping criterion: row r is done once its completion, leading whitespace
+    stripped, holds a newline (its first line can no longer change)."""
+
+    def __init__(self, tokenizer: Any, prompt_length: int):
+        self.tokenizer, self.start = tokenizer, prompt_length
+
+    def __call__(self, input_ids: torch.Tensor, scores: Any, **kwargs: Any) -> torch.Tensor:
+        texts = self.tokenizer.batch_decode(input_ids[:, self.start:], skip_special_tokens=True)
+        return torch.tensor(["\n" in text.lstrip() for text in texts], dtype=torch.bool, device=input_ids.device)

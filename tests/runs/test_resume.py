@@ -37,7 +37,7 @@ def _rows(path: Path) -> list[dict]:
 
 
 def _comparable_metrics(run_dir: Path) -> list[dict]:
-    return [{k: v for k, v in m.items() if k != "seconds"} for m in _rows(run_dir / "metrics.jsonl")]
+    return [{k: v for k, v in m.items() if k not in ("seconds", "phase_seconds")} for m in _rows(run_dir / "metrics.jsonl")]
 
 
 def _rollout_table(run_dir: Path) -> dict:

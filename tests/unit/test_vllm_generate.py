@@ -56,8 +56,9 @@ class FakeLLM:
 
     def generate(self, requests, params, use_tqdm=True):
         self.calls.append((requests, params))
-        return [types.SimpleNamespace(outputs=[types.SimpleNamespace(text=f" edit {i}.{j} ") for j in range(params.n)])
-                for i, _ in enumerate(requests)]
+        assert len(params) == len(requests)  # one SamplingParams per request, as vLLM accepts
+        return [types.SimpleNamespace(outputs=[types.SimpleNamespace(text=f" edit {i}.{j} ") for j in range(p.n)])
+                for i, p in enumerate(params)]
 
 
 @pytest.fixture
@@ -75,6 +76,7 @@ def fake_vllm(monkeypatch):
 
 
 def test_generate_through_a_stand_in_for_vllm(fake_vllm, fresh_tiny):
+    from seal_core.runtime.seeding import derive_seed
     from seal_plugins.vllm_generate import VLLMGenerate, VLLMOptions
 
     gen = VLLMGenerate().configured(VLLMOptions(temperature=0.7, max_new_tokens=9))
@@ -83,13 +85,14 @@ def test_generate_through_a_stand_in_for_vllm(fake_vllm, fresh_tiny):
     assert out == [["edit 0.0", "edit 0.1", "edit 0.2"], ["edit 1.0", "edit 1.1", "edit 1.2"]]
     (llm,) = FakeLLM.instances
     requests, params = llm.calls[0]
-    assert params.n == 3 and params.temperature == 0.7 and params.max_tokens == 9 and params.seed == 123
+    assert all(p.n == 3 and p.temperature == 0.7 and p.max_tokens == 9 for p in params)
+    assert [p.seed for p in params] == [derive_seed(123, 0), derive_seed(123, 1)]  # the batch's seed, each request's own
     bos = fresh_tiny.tokenizer.bos_token_id
     assert all(r["prompt_token_ids"][:2] != [bos, bos] for r in requests)  # chat template only, no extra BOS
     assert llm.loads == []  # weights unchanged: nothing pushed
 
     greedy = gen.generate(fresh_tiny, ["Passage A"], 2, greedy=True)
-    assert greedy == [["edit 0.0", "edit 0.0"]] and llm.calls[1][1].temperature == 0.0
+    assert greedy == [["edit 0.0", "edit 0.0"]] and llm.calls[1][1][0].temperature == 0.0
     with torch.no_grad():
         next(fresh_tiny.model.parameters()).add_(1.0)  # an RL update
     gen.generate(fresh_tiny, ["Passage A"], 1)
@@ -107,10 +110,10 @@ def test_a_domain_schema_goes_to_vllms_structured_outputs(fake_vllm, fresh_tiny)
     gen.generate(fresh_tiny, ["Task A"], 2, schema=schema)
     (llm,) = FakeLLM.instances
     assert llm.kwargs["structured_outputs_config"] == {"backend": "guidance"}  # llguidance, as hf-generate
-    params = llm.calls[0][1]
+    params = llm.calls[0][1][0]
     assert params.structured_outputs.json == {**schema, "x-guidance": LAYOUT}
     gen.generate(fresh_tiny, ["Task A"], 2)  # no schema: a free request
-    assert not hasattr(llm.calls[1][1], "structured_outputs")
+    assert not hasattr(llm.calls[1][1][0], "structured_outputs")
 
 
 def test_vllm_before_0_11_gets_guided_decoding(fake_vllm, fresh_tiny):
@@ -121,7 +124,7 @@ def test_vllm_before_0_11_gets_guided_decoding(fake_vllm, fresh_tiny):
     VLLMGenerate().configured(VLLMOptions()).generate(fresh_tiny, ["Task A"], 1, schema={"type": "object"})
     (llm,) = FakeLLM.instances
     assert llm.kwargs["guided_decoding_backend"] == "guidance"
-    assert llm.calls[0][1].guided_decoding.json["type"] == "object"
+    assert llm.calls[0][1][0].guided_decoding.json["type"] == "object"
 
 
 def test_vllm_with_constrained_off_writes_freely(fake_vllm, fresh_tiny):
