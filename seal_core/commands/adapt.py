@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 
-from seal_core.commands.common import config_args, resolve
+from seal_core.commands.common import check_arg, checked, config_args, free_output, resolve
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -22,13 +22,19 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser.add_argument("--limit", type=int, metavar="N", help="learn only the first N readable documents")
     parser.add_argument("--resume", metavar="OUT", help="continue an interrupted seal-run adapt in OUT with its own settings")
     config_args(parser, "YAML config file (domain.*, generator.*, inner.*, model.*)")
+    check_arg(parser)
     return parser
 
 
 def main(args: argparse.Namespace) -> int:
     """Check everything, then adapt into OUT."""
-    from seal_core.deploy.adapter import plan_from_args, run_command
+    from seal_core.deploy.adapter import check_plan, plan_from_args, run_command
 
     plan, out = plan_from_args(args)  # with --resume, args.config becomes OUT/config.yaml
     registry, config = resolve(args)
+    if args.check:
+        check_plan(plan, config, registry)
+        if not args.resume:
+            free_output(out, "--out")
+        return checked("adapt", out)
     return run_command(plan, out, config, registry, resumed=bool(args.resume), plugins=args.plugins)

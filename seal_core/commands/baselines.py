@@ -7,7 +7,8 @@ import argparse
 from pathlib import Path
 
 from seal_core.api.errors import SealError
-from seal_core.commands.common import config_args, multi_run_args, out_dir, resume_multi, run_many
+from seal_core.commands.common import (check_data, check_out_dir, checked, config_args, multi_run_args, out_dir,
+                                       resume_multi, run_many)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -39,6 +40,9 @@ def main(args: argparse.Namespace) -> int:
     against = args.against or "passage-only"
     if against not in [*configs, "no-adaptation"]:
         raise SealError(f"--against {against}: not one of the baselines run ({', '.join(['no-adaptation', *configs])}).")
+    check_data(configs.values(), registry)  # data errors before the output directory is made
+    if args.check:
+        return checked("baselines", check_out_dir(args, "baselines"))
     directory = out_dir(args, "baselines")
     argv = " ".join(["baselines", *(["--config", args.config] if args.config else []),
                      *[f"--set {o}" for o in args.overrides], *(["--edits-file", args.edits_file] if args.edits_file else []),

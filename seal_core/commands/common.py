@@ -26,6 +26,26 @@ def config_args(parser: argparse.ArgumentParser, config_help: str = "YAML config
     plugin_arg(parser)
 
 
+def check_arg(parser: argparse.ArgumentParser) -> None:
+    """``--check``: everything the command checks before it starts work, and nothing more."""
+    parser.add_argument("--check", action="store_true", help="check the arguments, every config key, the data, the "
+                        "models' specs and the output directory, then exit without running anything")
+
+
+def free_output(directory: Path, flag: str) -> None:
+    """Refuse an output directory that already holds files (as the commands do when they make it)."""
+    if directory.exists() and any(directory.iterdir()):
+        raise SealError(f"{flag} {directory}: that directory already holds files. Pass a new one, or remove it if "
+                        "you no longer need it.")
+
+
+def checked(command: str, where: Path) -> int:
+    """What ``--check`` prints when every check passed."""
+    print(f"seal-run {command} --check: the arguments, the config, the data and the models' specs are fine; it "
+          f"would write to {where}. Nothing was run.")
+    return 0
+
+
 def resolve(args: argparse.Namespace) -> tuple[Any, Any]:
     """(registry, validated config) of ``--plugins``, ``--config`` and ``--set``: every config
     error surfaces here, before any model loads."""
@@ -34,6 +54,15 @@ def resolve(args: argparse.Namespace) -> tuple[Any, Any]:
 
     registry = Registry(args.plugins)
     return registry, resolve_config(load_raw(args.config, args.overrides), registry)
+
+
+def check_data(configs: Any, registry: Any) -> None:
+    """Load every config's tasks once, so that a data error stops a multi-run command before its
+    output directory is made (the runs load them again, cheaply)."""
+    from seal_core.loop.workbench import Workbench
+
+    for config in configs:
+        Workbench(config, registry).load_tasks()
 
 
 def resume_hint(command: str, directory: Path, plugins: list[str]) -> str:
@@ -58,6 +87,7 @@ def multi_run_args(parser: argparse.ArgumentParser, kind: str) -> None:
     where.add_argument("--name", metavar="NAME", help="write the output to runs/NAME")
     where.add_argument("--resume", metavar="DIR", help="continue the command that wrote DIR, with its own "
                        "options: finished runs are kept, unfinished ones resumed")
+    check_arg(parser)
 
 
 def resume_multi(args: argparse.Namespace, kind: str) -> None:
@@ -77,45 +107,70 @@ def resume_multi(args: argparse.Namespace, kind: str) -> None:
         setattr(args, key, value)
 
 
+def out_path(args: argparse.Namespace, kind: str) -> Path:
+    """Where a multi-run command writes: ``--resume``'s, ``--run-dir``'s, ``runs/NAME`` or ``runs/<time>-KIND``."""
+    from seal_core.runs.store import RUNS_DIR, named_run_dir
+
+    if args.resume:
+        return Path(args.resume)
+    if args.run_dir:
+        return Path(args.run_dir)
+    if args.name:
+        return named_run_dir(args.name, RUNS_DIR)
+    return RUNS_DIR / f"{time.strftime('%Y%m%d-%H%M%S')}-{kind}"
+
+
+def check_out_dir(args: argparse.Namespace, kind: str) -> Path:
+    """``--check``: the directory a multi-run command would write, refused where ``out_dir`` would."""
+    directory = out_path(args, kind)
+    if not args.resume:
+        free_output(directory, "--run-dir")
+    return directory
+
+
 def out_dir(args: argparse.Namespace, kind: str) -> Path:
     """A new, empty directory for a multi-run command (its options in command.json), or with
     ``--resume`` the existing one; its log.jsonl opened."""
-    from seal_core.runs.store import RUNS_DIR, named_run_dir
     from seal_core.runtime import logs
-    from seal_core.runtime.files import atomic_write_text
+    from seal_core.runtime.files import StorageError, atomic_write_text, writable, writing
 
-    if args.resume:
-        directory = Path(args.resume)
-        logs.configure(directory / "log.jsonl")
-        return directory
-    if args.run_dir:
-        directory = Path(args.run_dir)
-    elif args.name:
-        directory = named_run_dir(args.name, RUNS_DIR)
-    else:
-        directory = RUNS_DIR / f"{time.strftime('%Y%m%d-%H%M%S')}-{kind}"
-    if directory.exists() and any(directory.iterdir()):
-        raise SealError(f"Output directory '{directory}' already holds files; pass a new --run-dir.")
-    directory.mkdir(parents=True, exist_ok=True)
-    options = {k: getattr(args, k) for k in MULTI_OPTIONS if hasattr(args, k)}
-    atomic_write_text(directory / "command.json", json.dumps({"command": kind, "options": options}, indent=1))
+    directory = out_path(args, kind)
+    if not args.resume:
+        free_output(directory, "--run-dir")
+    try:
+        if not args.resume:
+            with writing(directory):
+                directory.mkdir(parents=True, exist_ok=True)
+        writable(directory)
+        if not args.resume:
+            options = {k: getattr(args, k) for k in MULTI_OPTIONS if hasattr(args, k)}
+            atomic_write_text(directory / "command.json", json.dumps({"command": kind, "options": options}, indent=1))
+    except StorageError as exc:
+        raise SealError(f"{exc} Nothing has run yet. Free space (or make the directory writable), or pass a "
+                        "--run-dir on a disk that can be written, and run the same command again.") from None
     logs.configure(directory / "log.jsonl")
     return directory
 
 
 def run_many(command: str, directory: Path, run: Callable[[Any], str], where: str) -> int:
-    """Run a multi-run command (``run(stop) -> table``); Ctrl-C keeps the finished runs."""
+    """Run a multi-run command (``run(stop) -> table``) holding its directory's lock; Ctrl-C (or
+    SIGTERM) keeps the finished runs."""
+    from seal_core.runs.lock import RunLock
     from seal_core.runtime import logs
+    from seal_core.runtime.files import StorageError
     from seal_core.runtime.interrupt import Interrupted, StopFlag
 
+    hint = f"seal-run {command} --resume {directory}"
     stop = StopFlag()
     try:
-        with stop.on_sigint():
+        with RunLock(directory, f"seal-run {command}"), stop.on_sigint():
             table = run(stop)
     except Interrupted:
-        print(f"\nInterrupted. Finished runs are kept in {directory}; continue with:\n  seal-run {command} --resume "
-              f"{directory}", file=sys.stderr)
+        print(f"\nInterrupted. Finished runs are kept in {directory}; continue with:\n  {hint}", file=sys.stderr)
         return 130
+    except StorageError as exc:
+        raise SealError(f"{exc} Finished runs are kept. Free space (or make {directory} writable again), then "
+                        f"continue with: {hint}") from None
     finally:
         logs.configure()
     print(table)

@@ -6,7 +6,8 @@ from __future__ import annotations
 import argparse
 
 from seal_core.api.errors import SealError
-from seal_core.commands.common import config_args, multi_run_args, out_dir, resume_multi, run_many
+from seal_core.commands.common import (check_data, check_out_dir, checked, config_args, multi_run_args, out_dir,
+                                       resume_multi, run_many)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -32,6 +33,9 @@ def main(args: argparse.Namespace) -> int:
     seeds = parse_seeds(args.seeds)
     if args.against and args.against not in algorithms:
         raise SealError(f"--against {args.against}: not one of the algorithms compared ({', '.join(algorithms)}).")
+    check_data(configs.values(), registry)  # data errors before the output directory is made
+    if args.check:
+        return checked("compare", check_out_dir(args, "compare"))
     directory = out_dir(args, "compare")
     where = "<algorithm>/seed<S>/" if seeds else "<algorithm>/"
     return run_many("compare", directory, lambda stop: run_compare(configs, registry, directory, stop, seeds, args.against),

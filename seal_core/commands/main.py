@@ -44,13 +44,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
     from seal_core.runtime import logs
+    from seal_core.runtime.quiet import silence_third_parties
 
     logs.configure()
+    silence_third_parties()
     try:
         return args.handler(args)
     except SealError as exc:
         print(f"seal-run: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `seal-run plugins --json | head`: the reader left; nothing more to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes stdout
+        return 0
 
 
 if __name__ == "__main__":

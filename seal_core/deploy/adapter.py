@@ -292,26 +292,40 @@ def run_command(plan: AdaptPlan, out: Path, config: Config, registry: Any, resum
     """Check the plan, make (or reopen) OUT, adapt, print where everything is; 130 on Ctrl-C."""
     import sys
 
+    from seal_core.runs.lock import RunLock
     from seal_core.runtime import logs
+    from seal_core.runtime.files import StorageError, writable
     from seal_core.runtime.interrupt import Interrupted, StopFlag
 
     check_plan(plan, config, registry)
     if not resumed:
-        RunStore.create(out).write_config(config.to_yaml())
-        plan.save(out)
-    logs.configure(out / "log.jsonl")
+        RunStore.create(out, config.to_yaml())
+    hint = f"seal-run adapt --resume {out}" + "".join(f" --plugins {p}" for p in plugins)
     stop = StopFlag()
     try:
-        with stop.on_sigint():
-            result = Adapter(config, registry, plan, out, stop).run()
-    except Interrupted:
-        print(f"\nInterrupted. Finished documents are saved. Resume with:\n  seal-run adapt --resume {out}"
-              + "".join(f" --plugins {p}" for p in plugins), file=sys.stderr)
-        return 130
-    finally:
-        logs.configure()
-    where = f"{out / 'model'} (merged)" if plan.merge else f"{out / 'adapters'}/<name> (peft adapters)"
-    print(f"Learned {len(result['learned'])} document(s): {where}; self-edits in {out / 'self_edits'}")
+        if not resumed:
+            plan.save(out)
+        else:
+            writable(out)
+        with RunLock(out, plan.command or "seal-run adapt"):  # one writer per output directory
+            logs.configure(out / "log.jsonl")
+            try:
+                with stop.on_sigint():
+                    result = Adapter(config, registry, plan, out, stop).run()
+            except Interrupted:
+                print(f"\nInterrupted. Finished documents are saved. Resume with:\n  {hint}", file=sys.stderr)
+                return 130
+            finally:
+                logs.configure()
+    except StorageError as exc:
+        raise SealError(f"{exc} The documents learned so far are saved. Free space (or make {out} writable "
+                        f"again), then continue with: {hint}") from None
     for name, why in result["skipped"].items():
         print(f"  skipped {name}: {why}")
+    if not result["learned"]:
+        raise SealError(f"seal-run adapt learned no document: each one was skipped, for the reason printed above "
+                        f"(also in {out / 'skipped.json'}; the self-edits are in {out / 'self_edits'}). Fix what the "
+                        "reasons name (the documents, domain.include_passage, the policy) and run it again.")
+    where = f"{out / 'model'} (merged)" if plan.merge else f"{out / 'adapters'}/<name> (peft adapters)"
+    print(f"Learned {len(result['learned'])} document(s): {where}; self-edits in {out / 'self_edits'}")
     return 0

@@ -16,13 +16,29 @@ from seal_core.api.errors import SealError
 from seal_core.models.generation import generate_texts
 from seal_core.models.loading import load_model
 from seal_core.models.prompting import format_prompt
+from seal_core.runtime.paths import not_found
 from seal_core.evaluation.qa import QUESTION_PROMPT
 from seal_core.api.types import LoadedModel
+
+
+def check_model(path: str) -> None:
+    """Refuse, before anything loads, a ``path`` that is neither a model nor an adapter directory
+    (nor a hub id while the hub is on)."""
+    choices = ("Pass a model directory (a run's checkpoints/policy, seal-run adapt's OUT/model), a peft adapter "
+               "directory (OUT/adapters/NAME) or a hub model id (with the hub on).")
+    problem = not_found(path, "seal-run ask MODEL", choices)
+    if problem:
+        raise SealError(problem)
+    folder = Path(path).expanduser()
+    if folder.is_dir() and not (folder / "adapter_config.json").is_file() and not (folder / "config.json").is_file():
+        raise SealError(f"seal-run ask MODEL = {path!r}: that directory holds neither a model (config.json) nor a "
+                        f"peft adapter (adapter_config.json). {choices}")
 
 
 def load_for_asking(path: str, device: str = "auto", chat_template: str = "auto") -> LoadedModel:
     """A model directory, or a peft adapter directory on top of its base model (``chat_template``:
     as ``model.chat_template``; ``none`` for a model trained on plain-text prompts)."""
+    check_model(path)
     folder = Path(path).expanduser()
     adapter_config = folder / "adapter_config.json"
     if not adapter_config.is_file():

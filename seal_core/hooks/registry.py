@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pluggy
+import structlog
 
 from seal_core.api import hookspecs
 from seal_core.api.components import (
@@ -160,6 +161,12 @@ class Registry:
             self._load_entry_points()
         for spec in extra_plugins:
             name, module, origin = import_plugin(spec)
+            installed = self.pm.get_name(module) if self.pm.is_registered(module) else None
+            if installed is not None and self._origins[installed].distribution:
+                structlog.get_logger(__name__).warning(
+                    "plugin already installed; --plugins adds nothing", plugin=spec, installed_as=installed,
+                    source=self._origins[installed].source)
+                continue  # the installed plugin is the same module: load it once
             self._register_plugin(module, name, origin)
         self._check_pending()
         self.components: dict[str, dict[str, Registered]] = {k: {} for k in KINDS}

@@ -15,8 +15,6 @@ import dataclasses
 import difflib
 import math
 import re
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -24,6 +22,7 @@ from typing import Any, Literal
 import yaml
 
 from seal_core.api.errors import ConfigError, UnknownConfigKey
+from seal_core.loop.typed import as_dict, build_dataclass, coerce
 
 
 @dataclass
@@ -53,11 +52,22 @@ class ModelSection:
     chat_template: Literal["auto", "none"] = "auto"
 
 
+#: the model roles a setup may read (its ``model_keys``); the others stay unset
+MODEL_ROLES = ("policy", "teacher", "student")
+
+
 @dataclass
 class TrainerSection:
     #: the outer update under DeepSpeed ZeRO: zero2 | zero3 | zero3-offload | a .json file;
     #: None: the plain one-process update (zero2 under a multi-process launcher). See docs/distributed.md
     deepspeed: str | None = None
+    #: seconds a rank waits in a collective (gather, broadcast, an update step) for the others
+    #: before the job stops: a dead or stalled rank ends the run in bounded time, not a hang
+    collective_timeout: float = 1800.0
+
+    def __post_init__(self) -> None:
+        if self.collective_timeout <= 0:
+            raise ValueError(f"collective_timeout must be > 0 seconds, got {self.collective_timeout}")
 
 
 @dataclass
@@ -75,7 +85,9 @@ class RunSection:
     rounds: int = 2  # RL updates; metrics has rounds + 1 lines (round 0 = before any update)
     edits_per_task: int = 4  # k self-edits sampled per training task and round
     setup: str = "single-model"
-    checkpoint: Literal["final", "every_round", "none"] = "final"  # policy weights, safetensors
+    # the policy as a model directory: final = checkpoints/policy/ at the end; every_round = also
+    # checkpoints/policy-roundN/ after each update; none = no policy saved
+    checkpoint: Literal["final", "every_round", "none"] = "final"
     # how held-out passages are adapted each round (seal_core/loop/experiments.py): single = one
     # adapter per passage; cpt = all domain.eval_limit passages' self-edits in one adapter;
     # continual = one after another, merged after each step, with a retention matrix
@@ -186,100 +198,6 @@ def load_raw(config_file: str | Path | None, overrides: list[str] = ()) -> dict[
     return raw
 
 
-# ---------------------------------------------------------------------------------------------
-# typed validation
-# ---------------------------------------------------------------------------------------------
-
-
-def _type_name(tp: Any) -> str:
-    origin = typing.get_origin(tp)
-    if origin is Literal:
-        return " | ".join(repr(a) for a in typing.get_args(tp))
-    if origin in (typing.Union, types.UnionType):
-        return " or ".join(_type_name(a) for a in typing.get_args(tp))
-    if tp is type(None):
-        return "null"
-    if origin is list:
-        return f"list of {_type_name(typing.get_args(tp)[0])}"
-    return getattr(tp, "__name__", str(tp))
-
-
-def coerce(value: Any, tp: Any, key: str) -> Any:
-    """Check ``value`` against the annotation ``tp``; ints are accepted where floats are."""
-    origin = typing.get_origin(tp)
-    bad = ConfigError(f"Config key '{key}' = {value!r} is not allowed: expected {_type_name(tp)}.")
-    if tp is Any:
-        return value
-    if origin is Literal:
-        if value in typing.get_args(tp):
-            return value
-        raise bad
-    if origin in (typing.Union, types.UnionType):
-        for arg in typing.get_args(tp):
-            try:
-                return coerce(value, arg, key)
-            except ConfigError:
-                continue
-        raise bad
-    if tp is type(None):
-        if value is None:
-            return None
-        raise bad
-    if origin is list:
-        if isinstance(value, str):
-            value = [v.strip() for v in value.split(",") if v.strip()]
-        if not isinstance(value, list):
-            raise bad
-        (item,) = typing.get_args(tp)
-        return [coerce(v, item, key) for v in value]
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        raise bad
-    if tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        raise bad
-    if tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        raise bad
-    if tp is str:
-        if isinstance(value, str):
-            return value
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return str(value)
-        raise bad
-    raise bad
-
-
-def build_dataclass(cls: type, values: dict[str, Any], section: str, extra_ok: tuple[str, ...] = ()) -> Any:
-    """Instantiate ``cls`` from ``values``, rejecting unknown keys and ill-typed values."""
-    if not isinstance(values, dict):
-        raise ConfigError(f"Config key '{section}' must be a section (mapping), not {values!r}.")
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    prefix = f"{section}." if section else ""
-    for key in values:
-        if key not in names and key not in extra_ok:
-            allowed = sorted({*names, *extra_ok})
-            close = difflib.get_close_matches(key, allowed, n=1)
-            hint = f" Did you mean '{prefix}{close[0]}'?" if close else ""
-            raise UnknownConfigKey(
-                f"Unknown config key '{prefix}{key}'.{hint} Allowed keys in '{section or 'the top level'}': "
-                f"{', '.join(allowed) or 'none'}."
-            )
-    kwargs = {k: coerce(v, hints[k], f"{prefix}{k}") for k, v in values.items() if k in names}
-    try:
-        return cls(**kwargs)
-    except (ValueError, TypeError) as exc:
-        raise ConfigError(f"Config section '{section or 'top level'}' is not valid: {exc}.") from exc
-
-
-def as_dict(obj: Any) -> dict[str, Any]:
-    return dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) else {}
-
-
 _SECRET_KEY = re.compile(r"(api_?key|secret|password|passwd|(^|_)token$|credential)", re.IGNORECASE)
 
 
@@ -311,18 +229,28 @@ def resolve(raw: dict[str, Any], registry: Any) -> Config:
     run = build_dataclass(RunSection, {k: raw[k] for k in run_keys if k in raw}, "")
     setup = registry.get("setup", run.setup, key="setup")
     model = build_dataclass(ModelSection, raw.get("model") or {}, "model")
-    for key in getattr(setup, "model_keys", ()):
+    wanted = tuple(getattr(setup, "model_keys", ()))
+    for key in wanted:
         if not getattr(model, key, None):
             raise ConfigError(
                 f"Setup '{run.setup}' needs config key 'model.{key}' (a model spec: embedded, "
                 f"tiny-random, a hub id or a local path); set it with --set model.{key}=..."
             )
+    given = raw.get("model") or {}
+    for key in MODEL_ROLES:
+        if key not in wanted and given.get(key) is not None:
+            raise ConfigError(
+                f"Config key 'model.{key}' = {given[key]!r} is set, but setup '{run.setup}' does not use it (it reads "
+                f"{', '.join(f'model.{k}' for k in wanted) or 'no model key'}). Drop model.{key}, or choose the setup "
+                "that uses it (setup=teacher-student reads model.teacher and model.student; single-model, model.policy)."
+            )
+        if key not in wanted:
+            setattr(model, key, None)  # the resolved config holds the models the run uses, no others
     from seal_core.models.loading import check_spec, resolve_device
 
     resolve_device(model.device)
-    for key in ("policy", "teacher", "student"):
-        if getattr(model, key) is not None:
-            check_spec(getattr(model, key), f"model.{key}")
+    for key in wanted:
+        check_spec(getattr(model, key), f"Config key 'model.{key}'")
 
     resolved: dict[str, Any] = dataclasses.asdict(run)
     resolved["model"] = dataclasses.asdict(model)
@@ -362,7 +290,8 @@ def resolve(raw: dict[str, Any], registry: Any) -> Config:
         except UnknownConfigKey as exc:
             raise UnknownConfigKey(f"{exc} Those are the keys of {section}.name={name!r}; options written for another "
                               f"{kind.replace('_', ' ')} (for example in the config file, before --set {section}.name="
-                              f"{name} replaced it) are refused, not dropped: remove them from the file.") from None
+                              f"{name} replaced it) are refused, not dropped: remove them from the file, or replace the whole "
+                              f"section: --set '{section}={{name: {name}}}'.") from None
         for f in dataclasses.fields(opts) if opts is not None else ():
             if "component" in f.metadata:  # an option that names a component of another kind
                 registry.get(f.metadata["component"], getattr(opts, f.name), key=f"{section}.{f.name}")

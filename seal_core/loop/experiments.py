@@ -41,7 +41,7 @@ from seal_core.runs.store import RunStore
 from seal_core.runs.results import eval_summary
 from seal_core.api.errors import EditRejected
 from seal_core.models.loading import plain_copy
-from seal_core.runtime.files import atomic_write_text
+from seal_core.runtime.files import atomic_write_text, save_figure
 from seal_core.runtime.seeding import derive_seed, seed_all
 from seal_core.api.types import LoadedModel, Score, TaskInstance, TrainingSet
 
@@ -168,7 +168,7 @@ class ContinualEngine(_HeldOutEngine):
                           "base": [self.held_out.base(rnd, t, student).value for t in tasks], "matrix": matrix}
         atomic_write_text(path, json.dumps(data, indent=1))
         write_retention(self.store.dir, data, f"{self.domain.name} · {self.config.components['inner']} · "
-                                              f"{self.config.model.policy}")
+                                              f"{self.config.model.policy or self.config.model.teacher}")
 
 
 def retention_table(entry: dict[str, Any]) -> str:
@@ -222,10 +222,7 @@ def plot_retention(path: Any, entry: dict[str, Any], title: str) -> None:
     ax.set_title(title, fontsize=9)
     fig.colorbar(image, ax=ax, fraction=0.05)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    tmp.replace(path)
+    save_figure(fig, path)
 
 
 ENGINES: dict[str, type[Engine]] = {"single": Engine, "cpt": CptEngine, "continual": ContinualEngine}

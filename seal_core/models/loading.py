@@ -35,6 +35,7 @@ from seal_core.api.errors import ConfigError, SealError
 from seal_core.api.types import LoadedModel
 from seal_core.runtime import distributed
 from seal_core.runtime.files import build_atomically
+from seal_core.runtime.paths import hub_offline, kind_of, not_found
 
 log = structlog.get_logger(__name__)
 
@@ -125,7 +126,9 @@ def resolve_device(device: str) -> torch.device:
 
 
 def check_spec(spec: str, key: str) -> None:
-    """Reject a model spec that cannot load, without loading anything (config validation)."""
+    """Reject a model spec that cannot load, without loading anything (config validation): a local
+    path must hold a saved model, and a hub id needs the hub (:mod:`seal_core.runtime.paths`).
+    ``key`` names the input in the message (``Config key 'model.policy'``, ``--student``)."""
     if is_tiny_spec(spec):
         _parse_tiny_spec(spec)
         return
@@ -135,12 +138,12 @@ def check_spec(spec: str, key: str) -> None:
     if spec == "embedded":
         embedded_gguf_path()
         return
-    looks_local = spec.startswith((".", "/", "~")) or Path(spec).expanduser().exists()
-    if looks_local and not (Path(spec).expanduser() / "config.json").is_file():
-        raise ConfigError(
-            f"Config key '{key}' = {spec!r}: no model directory with a config.json there. Use "
-            "embedded, tiny-random, random:<shape>, a directory saved with save_pretrained, or a hub id."
-        )
+    choices = "Use embedded, tiny-random, random:<shape>, a directory saved with save_pretrained, or a hub id."
+    problem = not_found(spec, key, choices + (" Unset HF_HUB_OFFLINE for a hub id." if hub_offline() else ""))
+    if problem:
+        raise ConfigError(problem)
+    if kind_of(spec) == "path" and not (Path(spec).expanduser() / "config.json").is_file():
+        raise ConfigError(f"{key} = {spec!r}: no model directory with a config.json there. {choices}")
 
 
 def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:

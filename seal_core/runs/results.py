@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from seal_core.runtime.files import atomic_write_text
+from seal_core.runtime.files import atomic_write_text, save_figure
 
 COLUMNS = [
     ("round", "round"),
@@ -87,10 +87,7 @@ def plot_rounds(path: Path, lines: dict[str, list[tuple[int, Any]]], title: str,
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    tmp.replace(path)
+    save_figure(fig, path)
 
 
 def _mean(values: list[float]) -> float | None:

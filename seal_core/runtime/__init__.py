@@ -1,1 +1,1 @@
-"""What every layer of a process uses: durable file writes, logging, seeds, Ctrl-C, and the ranks of a multi-process run."""
+"""What every layer of a process uses: durable file writes, logging, quieted third-party noise, seeds, Ctrl-C, local paths against hub ids, and the ranks of a multi-process run."""

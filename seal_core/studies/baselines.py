@@ -102,7 +102,7 @@ def baselines_table(results: dict[str, dict[str, Any]], experiment: str, out_dir
             ("passage only", _cells(first("passage-only"), "adapted"), "passage-only"),
             ("passage + own self-edits (no RL)", _cells(first(own), "adapted"), "self-edits"),
             ("passage + self-edits from file", _cells(first("from-file"), "adapted"), "from-file"),
-            (f"SEAL after {seal_metrics['round']} rounds" if seal_metrics else "SEAL", _cells(seal_metrics, "adapted"), "seal")]
+            (f"SEAL after {seal_metrics['round']} round{'' if seal_metrics['round'] == 1 else 's'}" if seal_metrics else "SEAL", _cells(seal_metrics, "adapted"), "seal")]
     head = f"| baseline | paper ({paper_title}) | score | F1 | run |" if paper_title else "| baseline | score | F1 | run |"
     lines = [head, "|---|" + "---:|" * (head.count("|") - 3) + "---|"]
     for (label, cells, variant), ref in zip(rows, paper):
@@ -153,7 +153,7 @@ def write_baselines(out_dir: Path, results: dict[str, dict[str, Any]], config: C
     intervals = seed_intervals(results, against)
     commands = [f"seal-run {argv}"] + [f"seal-run run --config {out_dir / name}/config.yaml  # {name}" for name in results]
     text = (
-        f"# Knowledge-incorporation baselines · {config.components['domain']} · {config.model.policy} · "
+        f"# Knowledge-incorporation baselines · {config.components['domain']} · {config.model.policy or config.model.teacher} · "
         f"experiment={config.run.experiment}\n\n{table}\n\n"
         "score: the evaluator's score on the held-out passages (`domain.eval_limit` of them), the "
         "same passages in every row; F1: SQuAD token F1 where the evaluator reports it. The paper "

@@ -131,7 +131,7 @@ def run_compare(configs: dict[str, Config], registry: Any, out_dir: Path, stop: 
     """Run every algorithm (at every seed) under ``out_dir`` and write the comparison; return it."""
     first = next(iter(configs.values()))
     where = f"seeds {', '.join(map(str, seeds))}" if seeds else f"seed {first.run.seed}"
-    title = f"SEAL {first.components['domain']} · {first.model.policy} · {where}"
+    title = f"SEAL {first.components['domain']} · {first.model.policy or first.model.teacher} · {where}"
     results = run_variants(configs, registry, out_dir, stop, lambda r: write_comparison(out_dir, r, title, against),
                            seeds)
     return write_comparison(out_dir, results, title, against)

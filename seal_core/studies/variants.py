@@ -81,7 +81,7 @@ def run_one(config: Config, registry: Any, run_dir: Path, stop: Any, log_path: P
     resume = (run_dir / "config.yaml").is_file()
     workbench = Workbench(config, registry)
     workbench.load_tasks()  # data errors before the run directory is made
-    store = RunStore.existing(run_dir) if resume else RunStore.create(run_dir)
+    store = RunStore.existing(run_dir) if resume else RunStore.create(run_dir, config.to_yaml())
     logs.configure(store.log_path)
     log.info("variant resumed" if resume else "variant started", run_dir=str(run_dir), seed=config.run.seed)
     try:

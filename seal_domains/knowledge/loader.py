@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from seal_core.api.errors import DataError
+from seal_core.runtime.paths import not_found
 
 BUNDLED = Path(__file__).parent / "data" / "passages.json"
 SPLITS = ("train", "eval")
@@ -118,6 +119,11 @@ def read_passages(source: str | None) -> tuple[list[Passage], str]:
                         "with N >= 1 passages and SEED a non-negative integer (default 0), e.g. synthetic:200.") from None
     if synthetic:
         return synthetic_passages(*synthetic), source
+    problem = not_found(source, "domain.source", "Pass an existing SEAL .json file, a SQuAD-style .jsonl, .parquet "
+                        "or .csv file or save_to_disk folder, synthetic:N, or a hub dataset id such as "
+                        "squad:validation with HF_HUB_OFFLINE unset.")
+    if problem:
+        raise DataError(problem)
     path = Path(source).expanduser()
     if path.is_file() and path.suffix == ".json":
         return read_seal_json(path), str(path)

@@ -72,3 +72,11 @@ def test_algorithm_table_matches_its_options(name, registry):
 
 def test_a_wrong_default_is_caught():
     assert not same("1e-4", 1e-5) and not same("false", True) and same("1e-5", 1e-05) and same("`grpo`", "grpo")
+
+
+def test_the_readme_shows_the_results_table_as_runs_write_it():
+    """The README's header of the results table is the one seal_core/runs/results.py writes."""
+    from seal_core.runs.results import results_table
+
+    head = results_table([]).splitlines()[0]
+    assert head in (ROOT / "README.md").read_text(encoding="utf-8")

@@ -248,7 +248,7 @@ def test_marked_code_blocks_match_their_files():
 
 def _hook_tests() -> set[str]:
     names = set()
-    for path in (ROOT / "tests").glob("test_*.py"):
+    for path in (ROOT / "tests").rglob("test_*.py"):
         tree = ast.parse(path.read_text(encoding="utf-8"))
         names |= {n.name for n in ast.walk(tree)
                   if isinstance(n, ast.FunctionDef) and n.name.startswith("test_hook_")}

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 
-from seal_core.runtime import logs
-from seal_core.commands.main import main
 
 
 def test_dense_reward_beside_the_qa_table(tiny_run):

@@ -182,8 +182,8 @@ def test_grpo_keeps_the_inner_lora_wrapper_working(tmp_path, tiny_logits):
 
 
 def test_the_documented_plugin_example_learns_the_bandit(tmp_path, clean_modules):
-    """docs/algorithms.md's example plugin, loaded as `seal-run --plugins reinforce_mean.py` loads it."""
-    from seal_core.loop.config import build_dataclass
+    """docs/algorithms.md's example plugin, loaded as `seal-run run --plugins reinforce_mean.py` loads it."""
+    from seal_core.loop.typed import build_dataclass
     from seal_core.hooks.registry import Registry
 
     text = (ROOT / "docs" / "algorithms.md").read_text()

@@ -8,7 +8,7 @@ import pytest
 import torch
 from structlog.testing import capture_logs
 
-from seal_core.loop.config import build_dataclass
+from seal_core.loop.typed import build_dataclass
 from seal_core.api.errors import ConfigError
 from seal_core.models.prompting import format_prompt
 from seal_core.models.logprobs import TokenizedRollouts, completion_logprobs, old_logprobs

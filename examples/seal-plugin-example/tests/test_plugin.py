@@ -18,7 +18,7 @@ def test_the_installed_distribution_declares_the_entry_point():
     try:
         dist = importlib.metadata.distribution("seal-plugin-example")
     except importlib.metadata.PackageNotFoundError:
-        pytest.skip("not installed: pip install -e examples/seal-plugin-example")
+        pytest.skip("not installed: pip install -e . in the plugin's folder")
     declared = [(ep.name, ep.value) for ep in dist.entry_points if ep.group == ENTRY_POINT_GROUP]
     assert declared == [("seal-plugin-example", "seal_plugin_example.plugin")]
     entry = Registry().components["domain"]["lexicon"]  # loaded like any installed plugin
