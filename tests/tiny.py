@@ -9,6 +9,7 @@ status.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 #: a SEAL run in seconds: tiny-random, 1 round of 2 training tasks with 2 self-edits each, 1
@@ -34,3 +35,21 @@ def tiny_args(command: str, run_dir: Path, *overrides: str) -> list[str]:
 def run_args(run_dir: Path, overrides: list[str]) -> list[str]:
     """``seal-run run --run-dir RUN_DIR`` with exactly ``overrides`` (no :data:`TINY`)."""
     return ["run", "--run-dir", str(run_dir), *sets(overrides)]
+
+
+def rows(path: Path) -> list[dict]:
+    """The JSON lines of ``path`` (a run's rollouts, evaluations or metrics)."""
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def comparable_metrics(run_dir: Path) -> list[dict]:
+    """metrics.jsonl without its timings: what two runs of one config share."""
+    return [{k: v for k, v in m.items() if k not in ("seconds", "phase_seconds")} for m in rows(run_dir / "metrics.jsonl")]
+
+
+def rollout_table(run_dir: Path) -> dict:
+    """The run's rollouts by (round, task, edit index); each key once."""
+    found = rows(run_dir / "rollouts.jsonl")
+    keys = [(r["round"], r["task_id"], r["edit_index"]) for r in found]
+    assert len(keys) == len(set(keys)), "duplicate (round, task_id, edit_index)"
+    return dict(zip(keys, found))

@@ -74,5 +74,4 @@ def save_peft_adapter(model: Any, target: Path, base_model: str, updater: str,
             (tmp / name).write_text(text, encoding="utf-8")
         fsync_tree(tmp)
 
-    target.parent.mkdir(parents=True, exist_ok=True)
     return build_atomically(target, build)

@@ -37,6 +37,7 @@ import structlog
 from tqdm import tqdm
 
 from seal_core.api.components import Roles, UpdateContext, algorithm_flag
+from seal_core.api.errors import SealError
 from seal_core.api.types import EditItem, Rollout, ScoredEdit, TaskInstance
 from seal_core.hooks.events import event_hooks
 from seal_core.loop.scoring import Scorer
@@ -80,6 +81,7 @@ class Engine:
         self.rewarder = self.held_out if reward is held_out else Scorer(reward, workbench, self.stop)  # the rollouts'
         self.hooks = event_hooks(workbench.registry.pm)  # called once per event, from rank 0
         self.phase_seconds: dict[str, float] = {}  # this round's seconds per phase (:meth:`phase`)
+        self.round_started = time.time()  # when the current round began (reset by run)
 
     @contextmanager
     def phase(self, rnd: int, name: str, items: int) -> Iterator[None]:
@@ -233,8 +235,34 @@ class Engine:
                 broadcast_weights(roles.generator.model)
             else:
                 metrics.update(self.algorithm.update(roles.generator, rollouts, context))
+        metrics["seconds"] = round(time.time() - self.round_started, 1)  # so far: a resumed round adds to it
         with self.phase(rnd, "checkpoint", 1):
             save_resume_point(self.store, self.algorithm, roles.generator, rnd, metrics)  # with the algorithm's state
+
+    def restore(self, roles: Roles, state: ResumeState, train: list[TaskInstance]) -> None:
+        """The weights after round ``state.weights_round``'s update, from the newest good resume
+        point; the updates after it (all of them, from the initial weights, when none is good) are
+        redone from their rounds' saved rollouts, as they first ran (:mod:`seal_core.runs.resume`)."""
+        start, passed = load_resume_point(self.store, self.algorithm, roles.generator, state.candidates())
+        if start == state.weights_round:
+            return
+        log.warning("resume point missing or damaged; redoing the updates from the saved rollouts", passed=passed,
+                    from_round=start + 1, to_round=state.weights_round,
+                    starting_from="the initial weights" if start < 0 else f"the point after round {start}")
+        k = self.config.run.edits_per_task
+        for rnd in range(start + 1, state.weights_round + 1):
+            saved = state.rollouts.get(rnd, {})
+            wanted = [(t.id, i) for t in self.sample_train(train, rnd) for i in range(k)]
+            missing = [key for key in wanted if key not in saved]
+            if missing:
+                raise SealError(
+                    f"{self.store.dir}: the resume point after round {state.weights_round} is missing or damaged "
+                    f"({'; '.join(passed) or 'no record'}), and round {rnd}'s update cannot be redone: rollouts.jsonl "
+                    f"lacks {len(missing)} of its {len(wanted)} rows (e.g. {missing[0]}). Choices: restore "
+                    f"{self.store.points.folder} from a copy, or start a new run.")
+            metrics = state.pending_metrics if rnd == state.updated_round else {}
+            self.round_started = time.time() - metrics.get("seconds", 0.0)  # the pending round keeps its time
+            self.update(rnd, roles, [saved[key] for key in wanted], metrics)
 
     def run(self, resume: bool = False) -> list[dict[str, Any]]:
         """Run (or, with ``resume``, continue) into the store; returns the metrics lines."""
@@ -242,27 +270,31 @@ class Engine:
         train, evals = self.workbench.load_tasks()
         log.info("tasks loaded", domain=self.domain.name, train=len(train), eval=len(evals),
                  train_per_round=min(cfg.domain.train_limit or len(train), len(train)))
-        state = ResumeState.read(store, cfg.run.rounds) if resume and distributed.is_main() else ResumeState()
+        if resume and distributed.is_main():
+            rows = {store.rollouts_path.name: len(self.sample_train(train, 0)) * cfg.run.edits_per_task,
+                    store.evaluations_path.name: len(evals)}
+            state = ResumeState.read(store, cfg.run.rounds, rows)
+        else:
+            state = ResumeState()
         state = distributed.broadcast(state)  # rank 0 reads the run directory, for every rank
         if state.finished(cfg.run.rounds):
             log.info("run already finished; nothing to resume", run_dir=str(store.dir))
             return state.metrics
         roles = self.setup.build(self.workbench.load, asdict(cfg.model))
-        if state.updated_round is not None:
-            load_resume_point(store, self.algorithm, roles.generator)  # weights and the algorithm's state
+        if state.weights_round >= 0:
+            self.restore(roles, state, train)  # weights and the algorithm's state, after the last update
             log.info("resuming", run_dir=str(store.dir), finished_rounds=state.next_round,
-                     weights_after_update_of_round=state.updated_round)
-        if not resume:
-            store.write_config(cfg.to_yaml())
+                     weights_after_update_of_round=state.weights_round)
         self.hooks.seal_run_started(run_dir=store.dir, config=cfg.raw)
         title = f"SEAL {self.domain.name} · {cfg.components['algorithm']} · {roles.generator.spec}"
         all_metrics = list(state.metrics)
         for rnd in range(state.next_round, cfg.run.rounds + 1):
-            started = time.time()
+            started = self.round_started = time.time()
             self.phase_seconds = {}
             log.info("round started", round=rnd, of=cfg.run.rounds)
             if state.updated_round == rnd:  # killed after this round's update: all but the line is saved
                 metrics = dict(state.pending_metrics)
+                started -= metrics.get("seconds", 0.0)  # the round's time before the kill counts too
             else:
                 metrics = {"round": rnd, **self.model_shas(roles)}
                 metrics.update(self.evaluate(rnd, evals, roles, state.evaluations.get(rnd, {})))
@@ -283,7 +315,7 @@ class Engine:
             self.hooks.seal_round_finished(round=rnd, metrics=metrics, run_dir=store.dir)
             log.info("round finished", **{k: v for k, v in metrics.items() if not isinstance(v, dict)})
             self.stop.check()
-        if cfg.run.checkpoint == "final":
+        if cfg.run.checkpoint != "none":  # every_round's policy-roundN/ come in addition to the final policy/
             save_policy(store, roles.generator, "policy", cfg, all_metrics, self.command)
         store.drop_resume_point()
         return all_metrics

@@ -1,1 +1,1 @@
-"""The run directory: its store of rows, the results table and plot, saved policies, resume points, rollout reports."""
+"""The run directory: its store of rows, the results table and plot, saved policies, checksummed resume points, the lock that keeps one writer, rollout reports."""

@@ -22,7 +22,7 @@ import structlog
 
 from seal_core import __version__
 from seal_core.api.errors import SealError
-from seal_core.models.loading import is_random_spec, is_tiny_spec, plain_copy
+from seal_core.models.loading import is_random_spec, is_tiny_spec, plain_copy, weights_sha
 from seal_core.runtime.files import build_atomically
 from seal_core.runs.results import results_table
 from seal_core.runtime.files import fsync_tree
@@ -42,8 +42,25 @@ def base_model_id(spec: str) -> str | None:
     return spec if spec.count("/") == 1 and not spec.startswith((".", "/", "~")) else None
 
 
-def model_card(spec: str, config: Any, metrics: list[dict[str, Any]], command: str | None, name: str) -> str:
-    """README.md of a saved policy: what it is, how it was made, how it did, how to load it."""
+def updates_line(metrics: list[dict[str, Any]], sha: str | None) -> str:
+    """Which RL updates changed the policy, from the generator's weight hash at each round's start
+    (``generator_sha``) and ``sha``, the saved weights' (an update that keeps nothing, such as
+    rest-em's when no self-edit beats ``min_reward``, leaves the hash as it was)."""
+    shas = [m.get("generator_sha") for m in metrics] + [sha]
+    updates = [(m.get("round", i), before, after) for i, (m, before, after) in enumerate(zip(metrics, shas, shas[1:]))
+               if "train_reward_mean" in m and before and after]  # the rounds that collected rollouts and updated
+    changed = [r for r, before, after in updates if before != after]
+    same = [r for r, before, after in updates if before == after]
+    if not changed and not same:
+        return "no RL update has run yet"
+    return (f"the RL updates changed the policy in round(s) {', '.join(map(str, changed)) or 'none'}"
+            + (f" and left it unchanged in round(s) {', '.join(map(str, same))}" if same else ""))
+
+
+def model_card(spec: str, config: Any, metrics: list[dict[str, Any]], command: str | None, name: str,
+               sha: str | None = None) -> str:
+    """README.md of a saved policy: what it is, how it was made, how it did, how to load it
+    (``sha``: the saved weights' hash, to tell which rounds' updates changed them)."""
     base = base_model_id(spec)
     algorithm, domain = config.components["algorithm"], config.components["domain"]
     header = ["---", "library_name: transformers", *([f"base_model: {base}"] if base else []),
@@ -58,8 +75,8 @@ def model_card(spec: str, config: Any, metrics: list[dict[str, Any]], command: s
         "",
         f"- base model: `{spec}`" + (f" ({base})" if base and base != spec else ""),
         f"- method: SEAL, setup `{config.run.setup}`, algorithm `{algorithm}`, domain `{domain}`, "
-        f"inner updater `{config.components['inner']}`; this checkpoint: after the RL update of round "
-        f"{rounds_done} of {config.run.rounds}",
+        f"inner updater `{config.components['inner']}`; this checkpoint: after round {rounds_done} of "
+        f"{config.run.rounds}; {updates_line(metrics, sha)}",
         f"- made by: `{command or 'seal-run run'}` (seal-framework {__version__})",
         "",
         "## Use",
@@ -106,7 +123,6 @@ def write_model_dir(loaded: LoadedModel, target: Path, card: str | None = None) 
             (tmp / "README.md").write_text(card, encoding="utf-8")
         fsync_tree(tmp)
 
-    target.parent.mkdir(parents=True, exist_ok=True)
     return build_atomically(target, build)
 
 
@@ -149,6 +165,6 @@ def save_policy(store: Any, policy: LoadedModel, name: str, config: Any, metrics
     path = store.dir / "checkpoints" / name
     if not store.writes:
         return path
-    write_model_dir(policy, path, model_card(policy.spec, config, metrics, command, name))
+    write_model_dir(policy, path, model_card(policy.spec, config, metrics, command, name, weights_sha(policy.model)))
     structlog.get_logger(__name__).info("checkpoint saved", path=str(path))
     return path

@@ -13,8 +13,6 @@
 
 from __future__ import annotations
 
-import json
-import os
 import re
 import time
 from pathlib import Path
@@ -22,14 +20,29 @@ from typing import Any, Callable
 
 from seal_core.api.errors import SealError
 from seal_core.runtime import distributed
-from seal_core.runtime.files import append_jsonl, atomic_write_text, read_jsonl
+from seal_core.runs.points import ALGORITHM_PREFIX, ResumePoints, write_weights
+from seal_core.runtime.files import StorageError, append_jsonl, atomic_write_text, read_jsonl, writable, writing
 from seal_core.api.types import Rollout
 
 
 RUNS_DIR = Path("runs")
-#: the resume point's keys of the RL algorithm's state (:meth:`seal_core.RLAlgorithm.state_dict`)
-ALGORITHM_PREFIX = "__algorithm__."
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+def checkpoint_tensors(model: Any, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``model``'s base weights (adapters excluded, tied weights once) on the CPU, and ``extra``
+    (an RL algorithm's tensors) under :data:`ALGORITHM_PREFIX`: what a resume point holds."""
+    from seal_core.models.loading import plain_state_dict
+
+    tensors, seen = {}, set()
+    for key, value in plain_state_dict(model).items():
+        if value.data_ptr() in seen:  # tied weights (embeddings / lm_head): stored once
+            continue
+        seen.add(value.data_ptr())
+        tensors[key] = value.detach().contiguous().cpu()
+    for key, value in (extra or {}).items():
+        tensors[ALGORITHM_PREFIX + key] = value.detach().contiguous().cpu()
+    return tensors
 
 
 def default_run_dir(domain: str, algorithm: str, parent: Path = RUNS_DIR) -> Path:
@@ -58,15 +71,27 @@ class RunStore:
         self.dir = Path(run_dir)
 
     @classmethod
-    def create(cls, run_dir: Path) -> "RunStore":
+    def create(cls, run_dir: Path, config_yaml: str | None = None) -> "RunStore":
+        """A new run directory (it must not hold files), with ``config_yaml`` as its config.yaml at
+        once: from then on ``--resume`` continues it, even when the run fails before its first row
+        (a model that does not load, a crash)."""
         run_dir = Path(run_dir)
         if run_dir.exists() and any(run_dir.iterdir()):
             raise SealError(
                 f"Run directory '{run_dir}' already holds files. Pass a new --run-dir, or remove "
                 "that directory if you no longer need it."
             )
-        run_dir.mkdir(parents=True, exist_ok=True)
-        return cls(run_dir)
+        store = cls(run_dir)
+        try:
+            with writing(run_dir):
+                run_dir.mkdir(parents=True, exist_ok=True)
+            writable(run_dir)  # a directory we cannot write is refused before any model loads
+            if config_yaml is not None:
+                store.write_config(config_yaml)
+        except StorageError as exc:
+            raise SealError(f"{exc} Nothing has run yet. Free space (or make the directory writable), or choose a "
+                            "directory on a disk that can be written, and start again.") from None
+        return store
 
     @classmethod
     def existing(cls, run_dir: Path) -> "RunStore":
@@ -77,6 +102,11 @@ class RunStore:
                 f"'{run_dir}' is not a run directory to resume (no config.yaml). Pass the directory "
                 "a run was started in, as printed when it stopped."
             )
+        try:
+            writable(store.dir)  # before any model loads: the resume will have to write
+        except StorageError as exc:
+            raise SealError(f"{exc} Nothing was changed. Free space (or make {run_dir} writable again), then run "
+                            "the same command again.") from None
         return store
 
     # paths
@@ -114,68 +144,47 @@ class RunStore:
         append_jsonl(self.metrics_path, metrics)
 
     def save_checkpoint(self, model: Any, name: str, extra: dict[str, Any] | None = None) -> Path:
-        """Base weights of ``model`` (adapters excluded) as ``checkpoints/NAME.safetensors``: the
-        resume point's weights (a bare state dict, read back only by :meth:`load_resume_point`).
-        ``extra``: more tensors for the same file (the RL algorithm's state), stored under the
-        prefix :data:`ALGORITHM_PREFIX`, so that weights and state land in one rename."""
-        from safetensors.torch import save_file
-
-        from seal_core.models.loading import plain_state_dict
-
-        out = self.dir / "checkpoints"
-        out.mkdir(exist_ok=True)
-        tensors, seen = {}, set()
-        for key, value in plain_state_dict(model).items():
-            if value.data_ptr() in seen:  # tied weights (embeddings / lm_head): stored once
-                continue
-            seen.add(value.data_ptr())
-            tensors[key] = value.detach().contiguous().cpu()
-        for key, value in (extra or {}).items():
-            tensors[ALGORITHM_PREFIX + key] = value.detach().contiguous().cpu()
-        path = out / f"{name}.safetensors"
-        tmp = out / f".{name}.safetensors.tmp"
-        save_file(tensors, str(tmp), metadata={"format": "pt"})
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        """Base weights of ``model`` (adapters excluded) as ``checkpoints/NAME.safetensors``, a
+        bare state dict; ``extra``: more tensors for the same file (an RL algorithm's state)."""
+        path = self.dir / "checkpoints" / f"{name}.safetensors"
+        with writing(path.parent):
+            path.parent.mkdir(exist_ok=True)
+        write_weights(checkpoint_tensors(model, extra), path)
         return path
 
     # the resume point: the generator's weights after the last RL update, and that round's metrics
     @property
+    def points(self) -> ResumePoints:
+        return ResumePoints(self.dir / "checkpoints")
+
+    @property
     def resume_path(self) -> Path:
-        return self.dir / "checkpoints" / "resume.json"
+        return self.points.record_path
 
     def save_resume_point(self, model: Any, round: int, metrics: dict[str, Any],
                           algorithm_state: dict[str, Any] | None = None) -> None:
         """Weights (with ``algorithm_state``, the RL algorithm's own tensors, in the same file)
-        first, then the record naming them: a record always has its weights."""
-        self.save_checkpoint(model, "resume", algorithm_state)
-        atomic_write_text(self.resume_path, json.dumps({"round": round, "metrics": metrics}))
+        first, read back and checksummed, then the record naming them (:mod:`seal_core.runs.points`)."""
+        self.points.save(checkpoint_tensors(model, algorithm_state), round, metrics)
 
     def read_resume_point(self) -> dict[str, Any] | None:
-        if not self.resume_path.is_file():
-            return None
-        return json.loads(self.resume_path.read_text(encoding="utf-8"))
+        """The record of the latest resume point (None: none), BrokenPoint when it is unreadable."""
+        return self.points.record()
 
-    def load_resume_point(self, loaded: Any) -> dict[str, Any]:
-        """Write the saved generator weights into ``loaded`` (in place); returns the algorithm
-        state saved with them (empty if none was)."""
-        from safetensors.torch import load_file
-
+    def load_resume_point(self, loaded: Any, entry: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Write the weights of the point ``entry`` names (default: the latest) into ``loaded``, in
+        place, once their checksum holds; returns the algorithm state saved with them (empty if
+        none was). BrokenPoint when the weights are missing or damaged."""
         from seal_core.models.loading import load_weights
 
-        state = load_file(str(self.dir / "checkpoints" / "resume.safetensors"))
+        state = self.points.load(entry if entry is not None else self.points.record() or {})
         algorithm = {k.removeprefix(ALGORITHM_PREFIX): state.pop(k) for k in list(state) if k.startswith(ALGORITHM_PREFIX)}
         load_weights(loaded, state)
         return algorithm
 
     def drop_resume_point(self) -> None:
         """A finished run needs no resume point (it is as large as the model)."""
-        self.resume_path.unlink(missing_ok=True)
-        (self.dir / "checkpoints" / "resume.safetensors").unlink(missing_ok=True)
-        checkpoints = self.dir / "checkpoints"
-        if checkpoints.is_dir() and not any(checkpoints.iterdir()):
-            checkpoints.rmdir()
+        self.points.drop()
 
     # reading
     def rollouts(self) -> list[Rollout]:
@@ -213,7 +222,7 @@ class FollowerStore(RunStore):
                           algorithm_state: dict[str, Any] | None = None) -> None:
         pass
 
-    def load_resume_point(self, loaded: Any) -> dict[str, Any]:
+    def load_resume_point(self, loaded: Any, entry: dict[str, Any] | None = None) -> dict[str, Any]:
         return {}  # rank 0 loads it and broadcasts the weights and the algorithm's state
 
     def drop_resume_point(self) -> None:

@@ -20,6 +20,7 @@ or initialised, so the single-process path runs exactly as without this module.
 
 from __future__ import annotations
 
+import datetime
 import os
 import socket
 from collections.abc import Iterable, Iterator, Sequence
@@ -79,12 +80,14 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def init(device: str = "auto", *, single: bool = False) -> None:
+def init(device: str = "auto", *, single: bool = False, timeout: float = 1800.0) -> None:
     """Join the launcher's process group; a no-op in one process or when already joined.
 
     On CUDA each rank takes the GPU ``LOCAL_RANK`` (so ``model.device=auto`` or ``cuda`` means
     that GPU). ``single=True`` makes a one-rank group in a process started without a launcher
-    (DeepSpeed needs a process group even for one rank).
+    (DeepSpeed needs a process group even for one rank). ``timeout``: seconds a collective waits
+    for the other ranks before it raises (``trainer.collective_timeout``), so that a rank that died
+    or stalls ends the job (the launcher then stops the others) instead of hanging it.
     """
     import torch.distributed as dist
 
@@ -98,8 +101,14 @@ def init(device: str = "auto", *, single: bool = False) -> None:
     name = backend(device)
     if name == "nccl":
         torch.cuda.set_device(local_rank())
-    dist.init_process_group(backend=name)
-    log.info("process group joined", rank=rank(), world_size=world_size(), backend=name)
+    limit = datetime.timedelta(seconds=timeout)
+    dist.init_process_group(backend=name, timeout=limit)
+    # DeepSpeed makes its data-parallel groups with new_group() and no timeout, which torch fills
+    # with its 30-minute default: a rank stalled in the update would hang the job that long.
+    from torch.distributed import distributed_c10d
+
+    distributed_c10d.default_pg_timeout = distributed_c10d.default_pg_nccl_timeout = limit
+    log.info("process group joined", rank=rank(), world_size=world_size(), backend=name, timeout=timeout)
 
 
 def finish() -> None:

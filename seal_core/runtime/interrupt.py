@@ -1,4 +1,4 @@
-"""Ctrl-C (SIGINT) as a request: finish the current inner update, save, stop."""
+"""Ctrl-C (SIGINT) and SIGTERM as a request: finish the current inner update, save, stop."""
 
 from __future__ import annotations
 
@@ -23,7 +23,8 @@ class StopFlag:
 
     @contextmanager
     def on_sigint(self) -> Iterator["StopFlag"]:
-        """While inside, the first Ctrl-C sets the flag; a second one interrupts at once."""
+        """While inside, the first Ctrl-C (SIGINT) or SIGTERM (what a scheduler sends before it kills
+        a job) sets the flag; a second one interrupts at once."""
 
         def handler(signum, frame):  # noqa: ARG001
             if self.requested:
@@ -32,11 +33,13 @@ class StopFlag:
             import structlog
 
             structlog.get_logger("seal").warning(
-                "Ctrl-C: stopping after the current inner update (press Ctrl-C again to abort now)"
+                f"{signal.Signals(signum).name}: stopping after the current inner update "
+                "(send it again to abort now)"
             )
 
-        previous = signal.signal(signal.SIGINT, handler)
+        previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
             yield self
         finally:
-            signal.signal(signal.SIGINT, previous)
+            for sig, old in previous.items():
+                signal.signal(sig, old)

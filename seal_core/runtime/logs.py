@@ -16,6 +16,8 @@ from typing import Any, TextIO
 import structlog
 from tqdm import tqdm
 
+from seal_core.runtime.files import StorageError, storage_errno
+
 
 class _TqdmLogger:
     def __init__(self, file: TextIO):
@@ -35,8 +37,15 @@ class _JsonTee:
 
     def __call__(self, logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
         if self.file is not None:
-            self.file.write(json.dumps(event, default=str) + "\n")
-            self.file.flush()
+            try:
+                self.file.write(json.dumps(event, default=str) + "\n")
+                self.file.flush()
+            except OSError as exc:  # a full disk ends the run with a user error naming the file
+                self.file, path = None, Path(self.file.name)
+                number = storage_errno(exc)
+                if number is None:
+                    raise
+                raise StorageError(path, number, type(exc).__name__) from None
         level = logging.getLevelName(event.get("level", "info").upper())
         if isinstance(level, int) and level < _console_level():
             raise structlog.DropEvent

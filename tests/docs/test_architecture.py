@@ -182,4 +182,15 @@ def test_the_architecture_doc_lists_every_layer():
     text = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
     start = text.index("| ---: | --- | --- | --- |\n") + len("| ---: | --- | --- | --- |\n")
     found = text[start:text.index("\n<!-- /layers -->")]
-    assert found == layers_table(), "regenerate docs/architecture.md's layers table from tests/docs/test_architecture.py"
+    assert found == layers_table(), "regenerate docs/architecture.md's layers table: python tests/docs/test_architecture.py"
+
+
+def write_layers_table() -> None:
+    doc = ROOT / "docs" / "architecture.md"
+    text = doc.read_text(encoding="utf-8")
+    start = text.index("| ---: | --- | --- | --- |\n") + len("| ---: | --- | --- | --- |\n")
+    doc.write_text(text[:start] + layers_table() + text[text.index("\n<!-- /layers -->"):], encoding="utf-8")
+
+
+if __name__ == "__main__":
+    write_layers_table()

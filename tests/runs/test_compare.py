@@ -10,13 +10,9 @@ import pytest
 from seal_core.commands.main import main
 from seal_core.studies.compare import comparison_table, split_overrides
 from seal_core.api.errors import ConfigError
-from tiny import TINY
+from tiny import TINY, rows
 
 SMALL = (*TINY, "rounds=2", "domain.eval_limit=2")
-
-
-def _rows(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 @pytest.fixture(scope="module")
@@ -33,19 +29,19 @@ def test_each_algorithm_has_its_own_run_and_the_comparison_is_written(comparison
     for name in ("rest-em", "none"):
         assert (comparison / name / "metrics.jsonl").is_file()
     text = (comparison / "comparison.md").read_text()
-    rows = [line for line in text.splitlines() if line.startswith("| rest-em") or line.startswith("| none")]
-    assert len(rows) == 2
+    lines = [line for line in text.splitlines() if line.startswith("| rest-em") or line.startswith("| none")]
+    assert len(lines) == 2
     assert "eval r0" in text and "eval r2" in text and "inner evaluations" in text
     assert (comparison / "comparison.png").read_bytes().startswith(b"\x89PNG")
 
 
 def test_same_footing(comparison):
     runs = {name: comparison / name for name in ("rest-em", "none")}
-    tasks = {n: [(r["round"], r["task_id"], r["edit_index"]) for r in _rows(d / "rollouts.jsonl")] for n, d in runs.items()}
+    tasks = {n: [(r["round"], r["task_id"], r["edit_index"]) for r in rows(d / "rollouts.jsonl")] for n, d in runs.items()}
     assert tasks["rest-em"] == tasks["none"]  # same tasks, same number of inner-loop evaluations
-    first = {n: _rows(d / "rollouts.jsonl")[:4] for n, d in runs.items()}
+    first = {n: rows(d / "rollouts.jsonl")[:4] for n, d in runs.items()}
     assert first["rest-em"] == first["none"]  # round 0 comes from the same policy and seed
-    metrics = {n: _rows(d / "metrics.jsonl") for n, d in runs.items()}
+    metrics = {n: rows(d / "metrics.jsonl") for n, d in runs.items()}
     assert metrics["rest-em"][0]["generator_sha"] == metrics["none"][0]["generator_sha"]
     assert metrics["rest-em"][1]["generator_sha"] != metrics["none"][1]["generator_sha"]  # only the update differs
     configs = {n: (d / "config.yaml").read_text() for n, d in runs.items()}
@@ -88,7 +84,7 @@ def test_seeds_give_intervals_and_a_resumed_command_skips_finished_runs(tmp_path
     assert main(args) == 0
     for name in ("rest-em", "none"):
         for seed in (0, 1):
-            assert len(_rows(out / name / f"seed{seed}" / "metrics.jsonl")) == 2
+            assert len(rows(out / name / f"seed{seed}" / "metrics.jsonl")) == 2
     seeds = [yaml_seed(out / "rest-em" / f"seed{s}") for s in (0, 1)]
     assert seeds == [0, 1]
     text = (out / "comparison.md").read_text()
@@ -100,8 +96,8 @@ def test_seeds_give_intervals_and_a_resumed_command_skips_finished_runs(tmp_path
     shutil.rmtree(out / "none" / "seed1")
     # a finished run keeps the time its rounds took when it ran, not the ~0 s of being skipped
     metrics = out / "rest-em" / "seed0" / "metrics.jsonl"
-    rows = _rows(metrics)
-    metrics.write_text("".join(json.dumps({**r, "seconds": 1000.0}) + "\n" for r in rows))
+    found = rows(metrics)
+    metrics.write_text("".join(json.dumps({**r, "seconds": 1000.0}) + "\n" for r in found))
     started = []
     real = seal_core.studies.variants.run_one
 
@@ -114,8 +110,8 @@ def test_seeds_give_intervals_and_a_resumed_command_skips_finished_runs(tmp_path
     assert main(["compare", "--resume", str(out)]) == 0
     assert started == ["none/seed1"]
     row = next(line for line in (out / "comparison.md").read_text().splitlines() if line.startswith("| rest-em |"))
-    assert float(row.split("|")[-3]) >= 1000 * len(rows)
-    assert len(_rows(out / "none" / "seed1" / "metrics.jsonl")) == 2
+    assert float(row.split("|")[-3]) >= 1000 * len(found)
+    assert len(rows(out / "none" / "seed1" / "metrics.jsonl")) == 2
     assert main(["compare", "--resume", str(out), "--set", "rounds=3"]) == 2  # options come from the directory
 
 

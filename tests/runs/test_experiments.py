@@ -17,13 +17,9 @@ from seal_core.inner import record_of
 from seal_core.models.loading import weights_sha
 from seal_core.runs.store import RunStore
 from seal_core.api.types import TrainingExample, TrainingSet
-from tiny import TINY
+from tiny import TINY, rows
 
 SMALL = [*TINY, "rounds=0", "domain.eval_limit=3"]
-
-
-def rows(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def config(registry, *extra):
@@ -126,7 +122,7 @@ def test_baselines_in_one_command(tmp_path):
     text = (out / "baselines.md").read_text()
     table = [line for line in text.splitlines() if line.startswith("| ")]
     assert len(table) == 6 and "paper (single passage, LoRA)" in table[0]
-    assert table[1].startswith("| no adaptation | 32.7% |") and table[5].startswith("| SEAL after 1 rounds | 47.0% |")
+    assert table[1].startswith("| no adaptation | 32.7% |") and table[5].startswith("| SEAL after 1 round | 47.0% |")
     assert "not run" not in text
     # the rows are the runs' own numbers, on the same passages
     m = {v: rows(out / v / "metrics.jsonl") for v in ("passage-only", "from-file", "seal")}
@@ -160,7 +156,7 @@ def test_baselines_table_from_a_finished_run_and_missing_rows(tmp_path):
     assert lines[0] == "| baseline | score | F1 | run |"  # no paper figures for continual
     assert lines[2].startswith("| no adaptation | 0.050 | - |") and lines[3].startswith("| passage only | 0.300 | 0.250 |")
     assert "| passage + own self-edits (no RL) | - | - | not run |" in table
-    assert lines[6].startswith("| SEAL after 1 rounds | 0.400 |")
+    assert lines[6].startswith("| SEAL after 1 round | 0.400 |")
     assert any("--edits-file" in n for n in notes) and any("other passages" in n for n in notes)
     with pytest.raises(Exception, match="no metrics.jsonl lines"):
         finished_seal_run(tmp_path)

@@ -12,17 +12,13 @@ from seal_core.commands.main import main
 from seal_core.loop.config import load_raw, resolve
 from seal_core.api.errors import ConfigError, EditRejected, SealError
 from seal_core.runs.store import named_run_dir
-from tiny import tiny_args
+from tiny import rows, tiny_args
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _args(run_dir: Path, *extra: str) -> list[str]:
     return tiny_args("run", run_dir, "checkpoint=final", *extra)
-
-
-def _rows(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 # -- bad input -----------------------------------------------------------------------------------
@@ -94,15 +90,15 @@ def test_rejected_edits_score_zero_with_a_reason_and_the_run_goes_on(tmp_path, m
     monkeypatch.setattr(KnowledgeDomain, "training_texts", texts)
     run_dir = tmp_path / "run"
     assert main(_args(run_dir, f"inner.name={updater}")) == 0
-    rows = _rows(run_dir / "rollouts.jsonl")
-    assert len(rows) == 4  # every rollout was written, the run finished
-    reasons = [r["details"].get("reason") for r in rows]
+    found = rows(run_dir / "rollouts.jsonl")
+    assert len(found) == 4  # every rollout was written, the run finished
+    reasons = [r["details"].get("reason") for r in found]
     assert "unparsable self-edit: expected one fact per line" in reasons
     assert "inner-loop loss became nan" in reasons
-    for r in rows:
+    for r in found:
         if r["details"].get("reason"):
             assert r["reward"] == 0.0 and r["score_after"] == r["score_before"]
-    assert len(_rows(run_dir / "metrics.jsonl")) == 2
+    assert len(rows(run_dir / "metrics.jsonl")) == 2
 
 
 def test_long_training_text_is_truncated_and_logged(tmp_path, fresh_tiny):
@@ -115,7 +111,7 @@ def test_long_training_text_is_truncated_and_logged(tmp_path, fresh_tiny):
         LoraUpdater().configured(LoraOptions(epochs=1, max_length=16)).adapt(fresh_tiny, ["word " * 100, "short"])
     finally:
         logs.configure()
-    events = [e for e in _rows(log_file) if e["event"] == "training text truncated"]
+    events = [e for e in rows(log_file) if e["event"] == "training text truncated"]
     assert events and events[0]["max_length"] == 16 and events[0]["longest_tokens"] > 16
 
 

@@ -7,7 +7,6 @@ then exactly what a SIGKILL there would leave), and once for real with SIGKILL /
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -20,7 +19,7 @@ import pytest
 from seal_core.commands.main import main
 from seal_core.runs.store import RunStore
 
-from tiny import TINY, Killed, run_args
+from tiny import TINY, Killed, comparable_metrics, rollout_table, rows, run_args
 
 CONFIG = [
     *TINY, "rounds=2", "domain.eval_limit=2",
@@ -30,21 +29,6 @@ CONFIG = [
 
 def _args(run_dir: Path) -> list[str]:
     return run_args(run_dir, CONFIG)
-
-
-def _rows(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def _comparable_metrics(run_dir: Path) -> list[dict]:
-    return [{k: v for k, v in m.items() if k not in ("seconds", "phase_seconds")} for m in _rows(run_dir / "metrics.jsonl")]
-
-
-def _rollout_table(run_dir: Path) -> dict:
-    rows = _rows(run_dir / "rollouts.jsonl")
-    keys = [(r["round"], r["task_id"], r["edit_index"]) for r in rows]
-    assert len(keys) == len(set(keys)), "duplicate (round, task_id, edit_index)"
-    return {k: r for k, r in zip(keys, rows)}
 
 
 @pytest.fixture(scope="module")
@@ -58,9 +42,9 @@ def reference(tmp_path_factory) -> Path:
 def test_same_seed_same_rollouts_and_metrics(reference, tmp_path):
     again = tmp_path / "again"
     assert main(_args(again)) == 0
-    assert _rollout_table(again) == _rollout_table(reference)
-    assert _comparable_metrics(again) == _comparable_metrics(reference)
-    assert _rows(again / "evaluations.jsonl") == _rows(reference / "evaluations.jsonl")
+    assert rollout_table(again) == rollout_table(reference)
+    assert comparable_metrics(again) == comparable_metrics(reference)
+    assert rows(again / "evaluations.jsonl") == rows(reference / "evaluations.jsonl")
 
 
 def _kill_after(monkeypatch, cls, method: str, calls: int, before: bool = False):
@@ -80,7 +64,11 @@ def _kill_after(monkeypatch, cls, method: str, calls: int, before: bool = False)
 
 
 def _save_weights_then_die(self, model, round, metrics, algorithm_state=None):
-    self.save_checkpoint(model, "resume", algorithm_state)  # the weights land, the record naming them does not
+    from seal_core.runs.points import write_weights
+    from seal_core.runs.store import checkpoint_tensors
+
+    self.points.folder.mkdir(exist_ok=True)  # the weights land, the record naming them does not
+    write_weights(checkpoint_tensors(model, algorithm_state), self.points.folder / f"resume-{round}.safetensors")
     raise Killed
 
 
@@ -103,8 +91,8 @@ def test_resume_after_a_kill_equals_an_uninterrupted_run(point, reference, tmp_p
         with pytest.raises(Killed):
             main(_args(run_dir))
     assert main(["run", "--resume", str(run_dir)]) == 0
-    assert _rollout_table(run_dir) == _rollout_table(reference)
-    assert _comparable_metrics(run_dir) == _comparable_metrics(reference)
+    assert rollout_table(run_dir) == rollout_table(reference)
+    assert comparable_metrics(run_dir) == comparable_metrics(reference)
     assert not (run_dir / "checkpoints" / "resume.json").exists()  # a finished run drops its resume point
 
 
@@ -117,7 +105,7 @@ def test_a_torn_last_line_is_dropped_on_resume(reference, tmp_path, monkeypatch)
     with open(run_dir / "rollouts.jsonl", "a") as fh:
         fh.write('{"round": 0, "task_id": "half-writ')  # the crash hit mid-write
     assert main(["run", "--resume", str(run_dir)]) == 0
-    assert _rollout_table(run_dir) == _rollout_table(reference)
+    assert rollout_table(run_dir) == rollout_table(reference)
 
 
 def test_resume_of_a_finished_run_redoes_nothing(reference, tmp_path):
@@ -128,7 +116,7 @@ def test_resume_of_a_finished_run_redoes_nothing(reference, tmp_path):
     before = (run_dir / "rollouts.jsonl").read_bytes()
     assert main(["run", "--resume", str(run_dir)]) == 0
     assert (run_dir / "rollouts.jsonl").read_bytes() == before
-    assert len(_rows(run_dir / "metrics.jsonl")) == 3
+    assert len(rows(run_dir / "metrics.jsonl")) == 3
 
 
 def test_resume_refuses_new_settings_and_non_run_dirs(tmp_path, capsys):
@@ -163,8 +151,8 @@ def test_real_sigkill_then_resume(reference, tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     assert main(["run", "--resume", str(run_dir)]) == 0
-    assert _rollout_table(run_dir) == _rollout_table(reference)
-    assert _comparable_metrics(run_dir) == _comparable_metrics(reference)
+    assert rollout_table(run_dir) == rollout_table(reference)
+    assert comparable_metrics(run_dir) == comparable_metrics(reference)
 
 
 def test_ctrl_c_stops_after_the_current_update_and_prints_the_resume_command(reference, tmp_path):
@@ -175,8 +163,8 @@ def test_ctrl_c_stops_after_the_current_update_and_prints_the_resume_command(ref
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err[-2000:]
     assert f"seal-run run --resume {run_dir}" in err
-    rows = _rows(run_dir / "rollouts.jsonl")
-    assert 1 <= len(rows) < 8  # stopped early, nothing lost
+    written = rows(run_dir / "rollouts.jsonl")
+    assert 1 <= len(written) < 8  # stopped early, nothing lost
     assert main(["run", "--resume", str(run_dir)]) == 0
-    assert _rollout_table(run_dir) == _rollout_table(reference)
-    assert _comparable_metrics(run_dir) == _comparable_metrics(reference)
+    assert rollout_table(run_dir) == rollout_table(reference)
+    assert comparable_metrics(run_dir) == comparable_metrics(reference)
