@@ -41,7 +41,7 @@ EXAMPLE_RUN := build/example-run
 test: install
 	$(BIN)/python -m pip install --quiet --no-deps -e $(EXAMPLE)
 	$(BIN)/python -m pytest
-	$(BIN)/python -m pytest -m distributed  # 2-process torchrun/gloo runs (~100 s), marked slow
+	$(BIN)/python -m pytest -m distributed  # 2-process torchrun/gloo runs, dead and stalled ranks included (~5 min), marked slow
 	$(BIN)/python tests/install/wheel_check.py --venv build/wheel-venv
 	$(BIN)/python benchmarks/gpu_check.py --device cpu --out build/gpu-check-cpu --deadline 900
 	$(BIN)/python -m pytest $(EXAMPLE)/tests

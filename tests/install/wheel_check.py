@@ -148,9 +148,10 @@ def main() -> None:
     problems = differences(wheel)
     if problems:
         raise SystemExit("wheel check: the wheel is not this checkout:\n  " + "\n  ".join(problems))
-    python = fresh_venv(Path(args.venv), wheel)
+    venv = Path(args.venv).resolve()  # the checks run from a temporary directory
+    python = fresh_venv(venv, wheel)
     summary = import_check(python, modules_of(wheel))
-    smoke_run(Path(args.venv))
+    smoke_run(venv)
     print(f"wheel check: {wheel.name} installed in {args.venv}; {summary}; a multi-lora run finished "
           f"({time.monotonic() - started:.0f} s)")
 
