@@ -289,12 +289,12 @@ class Engine:
         title = f"SEAL {self.domain.name} · {cfg.components['algorithm']} · {roles.generator.spec}"
         all_metrics = list(state.metrics)
         for rnd in range(state.next_round, cfg.run.rounds + 1):
-            started = self.round_started = time.time()
+            self.round_started = time.time()
             self.phase_seconds = {}
             log.info("round started", round=rnd, of=cfg.run.rounds)
             if state.updated_round == rnd:  # killed after this round's update: all but the line is saved
                 metrics = dict(state.pending_metrics)
-                started -= metrics.get("seconds", 0.0)  # the round's time before the kill counts too
+                self.round_started -= metrics.get("seconds", 0.0)  # the round's time before the kill counts too
             else:
                 metrics = {"round": rnd, **self.model_shas(roles)}
                 metrics.update(self.evaluate(rnd, evals, roles, state.evaluations.get(rnd, {})))
@@ -306,7 +306,7 @@ class Engine:
                     with self.phase(rnd, "checkpoint", 1):
                         save_policy(store, roles.generator, f"policy-round{rnd + 1}", cfg, [*all_metrics, metrics],
                                     self.command)
-            metrics["seconds"] = round(time.time() - started, 1)
+            metrics["seconds"] = round(time.time() - self.round_started, 1)
             metrics["phase_seconds"] = {name: round(s, 2) for name, s in self.phase_seconds.items()}
             store.append_metrics(metrics)
             all_metrics.append(metrics)
