@@ -44,7 +44,7 @@ from seal_core import InnerUpdater, hookimpl
 from seal_core.api.components import AdaptedBatch
 from seal_core.api.errors import NonFiniteLoss
 from seal_core.inner.compiling import compiled_layers
-from seal_core.inner import (LENGTHS_KWARG, LinearCrossEntropy, LoraOptions, Routing, StackedAdamW, StackedLoraLinear,
+from seal_core.inner import (LENGTHS_KWARG, LinearCrossEntropy, LoraOptions, Routing, StackedAdamW, StackedLoraLinear, clip_slots,
                              adapter_state, draw_init_seed, epoch_mean_below, learning_rate_at, pack_rows, packed_attention,
                              peft_initial_a, seeded_lora_a, step_batches, steps_per_epoch, tokenize_examples,
                              warn_if_truncated)
@@ -102,6 +102,7 @@ class _Plan:
     init_seeds: list[int] | None  # per slot: the seed of its initial lora_A (adapter_init=per-edit)
     device: Any
     epoch_losses: list[list[float]] = field(default_factory=list)  # per slot: this epoch's step losses
+    trained: list[dict[str, int]] = field(default_factory=list)  # per slot: optimizer steps and tokens under the loss
     stopped: set[int] = field(default_factory=set)  # slots whose texts are learned (stop_loss)
 
     @classmethod
@@ -124,7 +125,7 @@ class _Plan:
                    steps=[len(plans[j]) for j in order],
                    per_epoch=[steps_per_epoch(len(datas[j].examples), opts.batch_size) for j in order],
                    init_seeds=None if init_seeds is None else [init_seeds[j] for j in order], device=student.device,
-                   epoch_losses=[[] for _ in order])
+                   epoch_losses=[[] for _ in order], trained=[{"steps": 0, "tokens": 0} for _ in order])
 
 
 class _Batch(AdaptedBatch):
@@ -216,6 +217,7 @@ class MultiLoraUpdater(InnerUpdater):
             self.reset(student)
             raise NonFiniteLoss(rejected[0])
         installed.routing.hold(0)  # until reset
+        self.trained = self.counted.get(0)
         return student
 
     def adapt_batch(self, student: LoadedModel, datas: list[TrainingSet], seeds: list[int]) -> AdaptedBatch:
@@ -228,7 +230,9 @@ class MultiLoraUpdater(InnerUpdater):
         slots: list[int | None] = [None] * len(datas)
         for slot, i in enumerate(with_data):
             slots[i] = slot
-        return _Batch(installed, slots, {with_data[slot]: why for slot, why in rejected.items()})
+        batch = _Batch(installed, slots, {with_data[slot]: why for slot, why in rejected.items()})
+        batch.trained = {with_data[slot]: counts for slot, counts in self.counted.items()}
+        return batch
 
     @torch.no_grad()
     def merge(self, student: LoadedModel) -> None:
@@ -269,6 +273,7 @@ class MultiLoraUpdater(InnerUpdater):
                     break
         # slot s holds adapter order[s]; move adapter j to slot j so callers can index by position
         self._permute_slots(installed, plan.order)
+        self.counted = {plan.order[s]: counts for s, counts in enumerate(plan.trained)}
         return {plan.order[s]: why for s, why in failed.items()}
 
     @staticmethod
@@ -313,13 +318,15 @@ class MultiLoraUpdater(InnerUpdater):
             if not math.isfinite(means[s]):
                 failed[s] = f"inner-loop loss became {means[s]}"
         if opts.max_grad_norm:
-            self._clip(params, [s for s in live if s not in failed], opts.max_grad_norm)
+            clip_slots(params, [s for s in live if s not in failed], opts.max_grad_norm)
         if any(s not in failed for s in live):
             # failed slots step too, harmlessly (reset later); stopped ones at a zero rate
             optimizer.step(n, step + 1, [0.0 if s in plan.stopped else learning_rate_at(plan.lrs[s], step, plan.steps[s],
                                                                                          opts.lr_schedule)
                                          for s in range(len(plan.order))])
         for s in live:
+            plan.trained[s]["steps"] += 1
+            plan.trained[s]["tokens"] += counts[s]
             plan.epoch_losses[s].append(means[s])
             if (step + 1) % plan.per_epoch[s] == 0:
                 if s not in failed and epoch_mean_below(plan.epoch_losses[s], opts.stop_loss):
@@ -343,20 +350,6 @@ class MultiLoraUpdater(InnerUpdater):
                 # the sum over adapters of each one's mean loss: adapter s gets the gradient it would get alone
                 (tok_loss * weights[tok_owner]).sum().backward()
         return (sums * weights).tolist()
-
-    @staticmethod
-    @torch.no_grad()
-    def _clip(params: list[torch.Tensor], slots: list[int], max_norm: float) -> None:
-        """Scale each slot's gradient (over all its layers) to norm ``max_norm`` at most, as
-        ``torch.nn.utils.clip_grad_norm_`` does for ``lora``'s one adapter."""
-        # one norm per parameter over all its slots (not slot by slot: ~7k small ops a step at K = 8)
-        norms = torch.linalg.vector_norm(
-            torch.stack([torch.linalg.vector_norm(p.grad.flatten(1), dim=1) for p in params]), dim=0)
-        coef = torch.ones_like(norms)
-        chosen = torch.tensor(slots, dtype=torch.long, device=norms.device)
-        coef[chosen] = torch.clamp(max_norm / (norms[chosen] + 1e-6), max=1.0)
-        for p in params:
-            p.grad.mul_(coef.view(-1, *[1] * (p.grad.dim() - 1)))
 
     @torch.no_grad()
     def _permute_slots(self, installed: _Installed, order: list[int]) -> None:

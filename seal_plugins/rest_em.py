@@ -10,9 +10,12 @@ on the self-edit tokens only, with LoRA merged back afterwards (``lora: true``) 
 (Singh et al. 2023) does; the default continues from the current policy, so the improvements
 of successive rounds add up (what small budgets need).
 
-Under DeepSpeed (``trainer.deepspeed``, or any multi-process launch) the M-step is our own loop
-on :class:`seal_core.rl.zero.UpdateLoop` instead of ``SFTTrainer`` (which fails on gloo ranks, see
-docs/distributed.md), with SFTTrainer's defaults: the same rows and LoRA, loss on the self-edit
+``beta > 0`` anchors the policy against collapse: the M-step's loss gains beta x KL(policy ||
+initial policy) on the kept self-edits' tokens (the k3 estimator grpo's ``beta`` uses).
+
+Under DeepSpeed (``trainer.deepspeed``, or any multi-process launch), and with ``beta > 0``, the
+M-step is our own loop on :class:`seal_core.rl.zero.UpdateLoop` instead of ``SFTTrainer`` (which
+fails on gloo ranks, see docs/distributed.md, and has no reference term), with SFTTrainer's defaults: the same rows and LoRA, loss on the self-edit
 tokens (mean over the minibatch's tokens), AdamW without weight decay, gradient norm clipped to
 1, learning rate decaying linearly to 0; minibatches are drawn by
 :func:`seal_core.rl.zero.minibatches` rather than by the Trainer's sampler.
@@ -34,8 +37,8 @@ import torch
 from seal_core import LoadedModel, RLAlgorithm, Rollout, UpdateContext, hookimpl
 from seal_core.models.loading import blank_model, load_weights, plain_copy, plain_state_dict
 from seal_core.models.prompting import format_prompt
-from seal_core.models.logprobs import TokenizedRollouts, forward_completions
-from seal_core.rl import aggregate, item_weight
+from seal_core.models.logprobs import TokenizedRollouts, forward_completions, pad_rows
+from seal_core.rl import aggregate, item_weight, kl_k3, reference_logprobs
 from seal_core.rl.zero import UpdateLoop
 
 log = structlog.get_logger(__name__)
@@ -53,6 +56,10 @@ class RestEMOptions:
     batch_size: int = 4
     max_length: int = 1024  # prompt + self-edit tokens
     restart_from_base: bool = False  # ReST^EM proper: every round starts from the initial policy
+    #: an anti-collapse anchor: beta x KL(policy || initial policy) on the kept self-edits' tokens
+    #: (k3 estimator, as grpo's beta) added to the SFT loss; > 0 runs the M-step in our own loop
+    #: (the DeepSpeed path's, one process), not SFTTrainer, which has no reference term
+    beta: float = 0.0
     # recompute activations in the backward instead of keeping them (TRL's default, true): saves
     # memory, costs a second forward. auto: on for CUDA, off on a CPU, where memory is not short
     # (make run's update on a 2-core CPU: 54 s on, 41 s off, the same loss; docs/reports/2026-12-06-round-speed.md)
@@ -63,6 +70,8 @@ class RestEMOptions:
             raise ValueError("keep_top, epochs, batch_size and lora_r must be >= 1")
         if self.learning_rate <= 0:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
+        if self.beta < 0:
+            raise ValueError(f"beta must be >= 0, got {self.beta}")
 
 
 def select_rollouts(rollouts: list[Rollout], keep_top: int, min_reward: float) -> list[Rollout]:
@@ -147,7 +156,7 @@ class RestEM(RLAlgorithm):
             work = context.reference()
         else:
             work = plain_copy(policy)
-        sft = self._sft if context.deepspeed is None else self._sft_deepspeed
+        sft = self._sft if context.deepspeed is None and not opts.beta else self._sft_loop
         stats["sft_loss"] = sft(work, kept, context)
         load_weights(policy, plain_state_dict(work.model))
         return stats
@@ -159,12 +168,15 @@ class RestEM(RLAlgorithm):
         return LoraConfig(r=opts.lora_r, lora_alpha=opts.lora_alpha, lora_dropout=0.0,
                           target_modules="all-linear", task_type="CAUSAL_LM")
 
-    def _sft_deepspeed(self, work: LoadedModel, kept: list[Rollout], context: UpdateContext) -> float:
-        """The M-step data-parallel under DeepSpeed ZeRO; leaves the merged result in ``work``."""
+    def _sft_loop(self, work: LoadedModel, kept: list[Rollout], context: UpdateContext) -> float:
+        """The M-step in our own loop: data-parallel under DeepSpeed ZeRO where the context gives
+        a config, else in this process; with ``beta`` the KL anchor to the initial policy added.
+        Leaves the merged result in ``work``."""
         from peft import get_peft_model
 
         opts = self.options
         data = TokenizedRollouts(work, kept, opts.max_length)  # format_prompt(prompt) -> edit + eos
+        ref = reference_logprobs(context, data, opts.batch_size, self.name) if opts.beta else None
         module = get_peft_model(work.model, self._lora_config()) if opts.lora else work.model
         module.train()
         steps = opts.epochs * math.ceil(len(data) / opts.batch_size)
@@ -176,21 +188,31 @@ class RestEM(RLAlgorithm):
             batch = data.batch(mine)
             logp, _ = forward_completions(loop.model, batch)  # (b, T)
             loss = -aggregate(logp, batch.mask, "token-mean")  # NLL per self-edit token
-            return [(loss, loop.share(idx, weight), {"loss": loss.item()})]
+            values = {"loss": loss.item()}
+            if ref is not None:
+                kl = kl_k3(logp, pad_rows([ref[i] for i in mine], logp.shape[1]))
+                loss = loss + opts.beta * aggregate(kl, batch.mask, "token-mean")
+                values["kl"] = float(aggregate(kl.detach(), batch.mask, "token-mean"))
+            return [(loss, loop.share(idx, weight), values)]
 
         stats = loop.run(len(data), epochs=opts.epochs, batch_size=opts.batch_size, seed=context.seed, step=step)
-        state = loop.state_dict()  # whole on every rank (gathered under ZeRO-3)
-        loop.close()
-        # a fresh copy takes the result: under ZeRO-3 the trained module holds only its shards
-        fresh = blank_model(work.model.config, next(iter(state.values())).dtype, work.device)
-        if opts.lora:
-            fresh = get_peft_model(fresh, self._lora_config())
-        unexpected = fresh.load_state_dict(state, strict=False).unexpected_keys
-        if unexpected:
-            raise RuntimeError(f"rest-em: trained weights do not fit a fresh model: {unexpected[:5]}")
-        work.model = (fresh.merge_and_unload() if opts.lora else fresh).to(work.device).eval()
+        if loop.engine is None:  # one process: the trained module itself holds the result
+            loop.close()
+            work.model = (module.merge_and_unload() if opts.lora else module).eval()
+        else:
+            state = loop.state_dict()  # whole on every rank (gathered under ZeRO-3)
+            loop.close()
+            # a fresh copy takes the result: under ZeRO-3 the trained module holds only its shards
+            fresh = blank_model(work.model.config, next(iter(state.values())).dtype, work.device)
+            if opts.lora:
+                fresh = get_peft_model(fresh, self._lora_config())
+            unexpected = fresh.load_state_dict(state, strict=False).unexpected_keys
+            if unexpected:
+                raise RuntimeError(f"rest-em: trained weights do not fit a fresh model: {unexpected[:5]}")
+            work.model = (fresh.merge_and_unload() if opts.lora else fresh).to(work.device).eval()
         loss = stats["loss"]
-        log.info("rest-em: policy updated (deepspeed)", round=context.round, examples=len(kept), loss=round(loss, 4))
+        log.info("rest-em: policy updated (own loop)", round=context.round, examples=len(kept), loss=round(loss, 4),
+                 deepspeed=context.deepspeed is not None, beta=opts.beta, kl=stats.get("kl"))
         return loss
 
     def _sft(self, work: LoadedModel, kept: list[Rollout], context: UpdateContext) -> float:

@@ -159,7 +159,17 @@ class EditGenerator(Component):
 
 
 class InnerUpdater(Component):
-    """The inner loop: theta -> theta' on a self-edit's training set, and back again."""
+    """The inner loop: theta -> theta' on a self-edit's training set, and back again.
+
+    An updater that counts what it trained sets :attr:`trained` in :meth:`adapt` (and
+    :attr:`AdaptedBatch.trained` in :meth:`adapt_batch`): the optimizer steps it took and the
+    tokens its loss covered, which the engine writes beside each score (``inner_steps``,
+    ``inner_tokens``): the step-matched baselines read them.
+    """
+
+    #: after :meth:`adapt`: ``{"steps": optimizer steps, "tokens": tokens under the loss}`` of that
+    #: adaptation; None where the updater does not count
+    trained: dict[str, int] | None = None
 
     @abstractmethod
     def adapt(self, student: LoadedModel, data: TrainingSet | list[str]) -> LoadedModel:
@@ -225,6 +235,9 @@ class AdaptedBatch(ABC):
 
     #: index -> why that self-edit was not adapted (it scores as the unadapted student)
     rejected: dict[int, str]
+    #: index -> ``{"steps": ..., "tokens": ...}`` that version trained on (see :attr:`InnerUpdater.trained`);
+    #: empty where the updater does not count
+    trained: dict[int, dict[str, int]] = {}
 
     @abstractmethod
     def use(self, index: int) -> AbstractContextManager[None]:

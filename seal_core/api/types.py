@@ -178,3 +178,6 @@ class ScoredEdit:
     item: EditItem
     score: Score
     reason: str | None = None
+    #: what the inner loop trained on for it, where the updater counts (``{"steps", "tokens"}``;
+    #: with several inner runs, their mean); None otherwise
+    trained: dict[str, float] | None = None

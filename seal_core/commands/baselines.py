@@ -18,13 +18,16 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     seal = parser.add_mutually_exclusive_group()
     seal.add_argument("--seal-rounds", type=int, metavar="N", help="run SEAL for N rounds for the last row")
     seal.add_argument("--seal-run", metavar="RUN_DIR", help="take the last row from this finished run")
+    parser.add_argument("--controls", action="store_true",
+                        help="add the step-matched controls: the passage as lines, and the passage repeated to the "
+                             "optimizer steps the own self-edits trained")
     multi_run_args(parser, "baselines")
     return parser
 
 
 def main(args: argparse.Namespace) -> int:
     from seal_core.hooks.registry import Registry
-    from seal_core.studies.baselines import baseline_configs, run_baselines
+    from seal_core.studies.baselines import baseline_configs, point_controls, run_baselines
     from seal_core.studies.variants import parse_seeds
 
     if args.resume:
@@ -35,7 +38,8 @@ def main(args: argparse.Namespace) -> int:
     seal_run = Path(args.seal_run) if args.seal_run else None
     if seal_run is not None and not (seal_run / "metrics.jsonl").is_file():
         raise SealError(f"--seal-run {seal_run}: no metrics.jsonl there; pass the directory of a finished run.")
-    configs = baseline_configs(args.config, args.overrides, registry, args.edits_file, args.seal_rounds)
+    configs = baseline_configs(args.config, args.overrides, registry, args.edits_file, args.seal_rounds,
+                               args.controls)
     seeds = parse_seeds(args.seeds)
     against = args.against or "passage-only"
     if against not in [*configs, "no-adaptation"]:
@@ -44,10 +48,12 @@ def main(args: argparse.Namespace) -> int:
     if args.check:
         return checked("baselines", check_out_dir(args, "baselines"))
     directory = out_dir(args, "baselines")
+    configs = point_controls(configs, directory, seeds)
     argv = " ".join(["baselines", *(["--config", args.config] if args.config else []),
                      *[f"--set {o}" for o in args.overrides], *(["--edits-file", args.edits_file] if args.edits_file else []),
                      *(["--seal-rounds", str(args.seal_rounds)] if args.seal_rounds else []),
-                     *(["--seal-run", args.seal_run] if args.seal_run else []), "--run-dir", str(directory)])
+                     *(["--seal-run", args.seal_run] if args.seal_run else []),
+                     *(["--controls"] if args.controls else []), "--run-dir", str(directory)])
     where = "<variant>/seed<S>/" if seeds else "<variant>/"
     return run_many("baselines", directory,
                     lambda stop: run_baselines(configs, registry, directory, stop, seal_run, argv, seeds, against),

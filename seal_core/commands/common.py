@@ -73,7 +73,8 @@ def resume_hint(command: str, directory: Path, plugins: list[str]) -> str:
 # -- commands that run several variants (compare, baselines) --------------------------------------
 
 #: the options of a multi-run command, saved in its directory (command.json) for --resume
-MULTI_OPTIONS = ("config", "overrides", "plugins", "seeds", "against", "algorithms", "edits_file", "seal_rounds", "seal_run")
+MULTI_OPTIONS = ("config", "overrides", "plugins", "seeds", "against", "algorithms", "edits_file", "seal_rounds", "seal_run",
+                 "controls")
 
 
 def multi_run_args(parser: argparse.ArgumentParser, kind: str) -> None:

@@ -1,4 +1,5 @@
-"""AdamW over stacked adapters: each adapter its own moments, learning rate and step count."""
+"""AdamW over stacked adapters: each adapter its own moments, learning rate and step count, and
+its own gradient-norm clipping."""
 
 from __future__ import annotations
 
@@ -36,3 +37,17 @@ class StackedAdamW:
                   [m[start:end] for m in self.m], [v[start:end] for v in self.v], [], list(counts), fused=True,
                   amsgrad=False, beta1=b1, beta2=b2, lr=lr, weight_decay=self.weight_decay, eps=self.eps,
                   maximize=False)
+
+
+@torch.no_grad()
+def clip_slots(params: list[torch.Tensor], slots: list[int], max_norm: float) -> None:
+    """Scale each slot's gradient (over all its layers) to norm ``max_norm`` at most, as
+    ``torch.nn.utils.clip_grad_norm_`` does for ``lora``'s one adapter."""
+    # one norm per parameter over all its slots (not slot by slot: ~7k small ops a step at K = 8)
+    norms = torch.linalg.vector_norm(
+        torch.stack([torch.linalg.vector_norm(p.grad.flatten(1), dim=1) for p in params]), dim=0)
+    coef = torch.ones_like(norms)
+    chosen = torch.tensor(slots, dtype=torch.long, device=norms.device)
+    coef[chosen] = torch.clamp(max_norm / (norms[chosen] + 1e-6), max=1.0)
+    for p in params:
+        p.grad.mul_(coef.view(-1, *[1] * (p.grad.dim() - 1)))

@@ -64,6 +64,7 @@ class SequentialUpdater(InnerUpdater):
                     if opts.autocast_bf16 else contextlib.nullcontext())
         self.initialise(student)
         per_epoch, epoch_losses = steps_per_epoch(len(examples), opts.batch_size), []
+        self.trained = counts = {"steps": 0, "tokens": 0}
         model.train()
         try:
             for step, indices in enumerate(step_batches(data, opts)):
@@ -80,6 +81,8 @@ class SequentialUpdater(InnerUpdater):
                 optimizer.param_groups[0]["lr"] = learning_rate_at(base_lr, step, total, opts.lr_schedule)
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
+                counts["steps"] += 1
+                counts["tokens"] += int((batch["labels"][:, 1:] != -100).sum())  # the tokens predicted
                 epoch_losses.append(loss.item())
                 if (step + 1) % per_epoch == 0:
                     if epoch_mean_below(epoch_losses, opts.stop_loss):

@@ -84,6 +84,17 @@ class RunSection:
     seed: int = 0
     rounds: int = 2  # RL updates; metrics has rounds + 1 lines (round 0 = before any update)
     edits_per_task: int = 4  # k self-edits sampled per training task and round
+    #: R: each rollout's reward is the mean over R inner runs (R inner seeds: data order and adapter
+    #: initialisation), each run's score kept in the rollout (details.inner_runs); the SEAL code's eval_times 3
+    inner_runs: int = 1
+    eval_inner_runs: int = 1  # the same for each held-out self-edit's score
+    #: held-out self-edits sampled per passage and scored besides the greedy one (0: greedy only);
+    #: their mean is eval_sampled (RL trains the sampling distribution, the greedy edit is its mode)
+    eval_samples: int = 0
+    #: a run directory: train each held-out task for exactly the optimizer steps that run's round-0
+    #: evaluation recorded for it (inner_steps), its texts repeated as needed: the step-matched control
+    #: of ``seal-run baselines``. ``{seed}`` in it is replaced by this run's seed
+    match_steps: str | None = None
     setup: str = "single-model"
     # the policy as a model directory: final = checkpoints/policy/ at the end; every_round = also
     # checkpoints/policy-roundN/ after each update; none = no policy saved
@@ -105,6 +116,11 @@ class RunSection:
             raise ValueError(f"rounds must be >= 0, got {self.rounds}")
         if self.edits_per_task < 1:
             raise ValueError(f"edits_per_task must be >= 1, got {self.edits_per_task}")
+        for key in ("inner_runs", "eval_inner_runs"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
+        if self.eval_samples < 0:
+            raise ValueError(f"eval_samples must be >= 0, got {self.eval_samples}")
 
 
 #: component sections: config key -> (registry kind, default component name)

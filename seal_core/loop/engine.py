@@ -39,6 +39,7 @@ from tqdm import tqdm
 from seal_core.api.components import Roles, UpdateContext, algorithm_flag
 from seal_core.api.errors import SealError
 from seal_core.api.types import EditItem, Rollout, ScoredEdit, TaskInstance
+from seal_core.evaluation.collapse import collapse_summary
 from seal_core.hooks.events import event_hooks
 from seal_core.loop.scoring import Scorer
 from seal_core.loop.workbench import Workbench
@@ -53,6 +54,12 @@ from seal_core.runtime.interrupt import StopFlag
 from seal_core.runtime.seeding import derive_seed, seed_all
 
 log = structlog.get_logger(__name__)
+
+
+def trained_counts(scored: ScoredEdit) -> dict[str, float]:
+    """``inner_steps`` and ``inner_tokens``: what the inner loop trained on for ``scored`` (empty
+    where the updater does not count)."""
+    return {f"inner_{key}": value for key, value in (scored.trained or {}).items()}
 
 #: the phases of a round, in order, whose seconds each round's metrics line holds (``phase_seconds``)
 PHASES = ("eval_edits", "eval_base", "eval_adapt", "train_edits", "train_base", "train_adapt", "update", "checkpoint")
@@ -160,26 +167,54 @@ class Engine:
     # -- one round -----------------------------------------------------------------------------
 
     def evaluate(self, rnd: int, tasks: list[TaskInstance], roles: Roles, done: dict[str, dict]) -> dict[str, Any]:
-        """Score held-out tasks; ``done`` holds this round's rows already in evaluations.jsonl."""
+        """Score held-out tasks; ``done`` holds this round's rows already in evaluations.jsonl.
+
+        Each task's row holds its greedy self-edit's score (``score_after``) and, with
+        ``eval_samples`` S, the scores of S sampled self-edits (``sampled_scores``, their mean
+        ``sampled_score_after``); every score is the mean over ``eval_inner_runs`` inner runs."""
+        cfg = self.config.run
         todo = [t for t in tasks if t.id not in done]
+        wanted = {t.id for t in todo}
         with self.phase(rnd, "eval_edits", len(todo)):
-            edits = self.write_edits(rnd, tasks, roles, 1, True, f"round {rnd} · eval self-edits", {t.id for t in todo})
+            edits = self.write_edits(rnd, tasks, roles, 1, True, f"round {rnd} · eval self-edits", wanted)
+            sampled = (self.write_edits(rnd, tasks, roles, cfg.eval_samples, False, f"round {rnd} · eval sampled self-edits",
+                                        wanted) if cfg.eval_samples else {})
         with self.phase(rnd, "eval_base", len(todo)):
             self.held_out.prefetch(rnd, todo, roles.student)
         rows = dict(done)
-        items = [EditItem(task, -1, edits[task.id][1][0]) for task in todo]
-
-        def evaluation(scored: ScoredEdit) -> dict[str, Any]:
-            item = scored.item
-            return self.eval_row(rnd, item.task, item.edit, scored.score, scored.reason, roles.student)
-
+        per_task = 1 + cfg.eval_samples
+        # the greedy self-edit (index -1), then the sampled ones (-2, -3, ...), task after task
+        items = [EditItem(task, -1 - j, (edits[task.id][1] + (sampled[task.id][1] if sampled else []))[j])
+                 for task in todo for j in range(per_task)]
+        scored_of: dict[str, list[ScoredEdit]] = {}
         with self.phase(rnd, "eval_adapt", len(items)):
-            for row in tqdm(self.held_out.scored_rows(rnd, items, roles.student, evaluation), total=len(items),
-                            desc=f"round {rnd} · eval adapt+score", unit="task", dynamic_ncols=True,
-                            disable=not distributed.is_main()):
+            for scored in tqdm(self.held_out.scored_rows(rnd, items, roles.student, lambda one: one,
+                                                         runs=cfg.eval_inner_runs),
+                               total=len(items), desc=f"round {rnd} · eval adapt+score", unit="edit",
+                               dynamic_ncols=True, disable=not distributed.is_main()):
+                group = scored_of.setdefault(scored.item.task.id, [])
+                group.append(scored)
+                if len(group) < per_task:
+                    continue
+                greedy, samples = group[0], group[1:]
+                extra = trained_counts(greedy)
+                if samples:
+                    extra |= {"sampled_edits": [str(one.item.edit) for one in samples],
+                              "sampled_scores": [one.score.value for one in samples],
+                              "sampled_score_after": sum(one.score.value for one in samples) / len(samples)}
+                row = self.eval_row(rnd, greedy.item.task, str(greedy.item.edit), greedy.score, greedy.reason,
+                                    roles.student, **extra)
                 self.store.append_evaluation(row)
                 rows[row["task_id"]] = row
-        return eval_summary([rows[t.id] for t in tasks])
+        ordered = [rows[t.id] for t in tasks]
+        return eval_summary(ordered) | self.collapse([(t.context, [rows[t.id]["edit"]]) for t in tasks], roles,
+                                                     "collapse_greedy")
+
+    def collapse(self, groups: list[tuple[str, list[str]]], roles: Roles, prefix: str) -> dict[str, Any]:
+        """The collapse metrics (:mod:`seal_core.evaluation.collapse`) of (passage, its self-edits)
+        groups, lengths in the generator's tokens."""
+        tokenizer = roles.generator.tokenizer
+        return collapse_summary(groups, lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"]), prefix)
 
     def collect(self, rnd: int, tasks: list[TaskInstance], roles: Roles,
                 done: dict[tuple[str, int], Rollout]) -> list[Rollout]:
@@ -197,13 +232,15 @@ class Engine:
         def rollout_of(edit: ScoredEdit) -> Rollout:
             item, before = edit.item, self.rewarder.base(rnd, edit.item.task, roles.student)
             details = dict(edit.score.details) | ({"reason": edit.reason} if edit.reason else {})
+            details |= trained_counts(edit)
             token_ids, lps = logprobs.get((item.task.id, item.index), (None, None))
             return Rollout(round=rnd, task_id=item.task.id, edit_index=item.index, prompt=edits[item.task.id][0],
                            edit=str(item.edit), score_before=before.value, score_after=edit.score.value,
                            reward=self.reward(before, edit.score), details=details, logprobs=lps, token_ids=token_ids)
 
         with self.phase(rnd, "train_adapt", len(items)):
-            for rollout in tqdm(self.rewarder.scored_rows(rnd, items, roles.student, rollout_of, per_rank=k),
+            for rollout in tqdm(self.rewarder.scored_rows(rnd, items, roles.student, rollout_of, per_rank=k,
+                                                          runs=self.config.run.inner_runs),
                                 total=len(items), desc=f"round {rnd} · inner updates", unit="edit", dynamic_ncols=True,
                                 disable=not distributed.is_main()):
                 self.store.append_rollout(rollout)
@@ -299,8 +336,11 @@ class Engine:
                 metrics = {"round": rnd, **self.model_shas(roles)}
                 metrics.update(self.evaluate(rnd, evals, roles, state.evaluations.get(rnd, {})))
             if rnd < cfg.run.rounds and state.updated_round != rnd:
-                rollouts = self.collect(rnd, self.sample_train(train, rnd), roles, state.rollouts.get(rnd, {}))
+                tasks = self.sample_train(train, rnd)
+                rollouts = self.collect(rnd, tasks, roles, state.rollouts.get(rnd, {}))
                 metrics.update(train_summary(rollouts))
+                metrics.update(self.collapse([(t.context, [r.edit for r in rollouts if r.task_id == t.id]) for t in tasks],
+                                             roles, "collapse_sampled"))
                 self.update(rnd, roles, rollouts, metrics)
                 if cfg.run.checkpoint == "every_round":
                     with self.phase(rnd, "checkpoint", 1):

@@ -52,41 +52,53 @@ class Scorer:
             scores = [self.evaluator.evaluate(student.model, student.tokenizer, task) for task in todo]
         self._base.update({(rnd, task.id): score for task, score in zip(todo, scores)})
 
-    def inner_seed(self, rnd: int, item: EditItem) -> int:
-        """The seed of an item's inner loop (data order, adapter randomness). A held-out self-edit
-        (index -1) trains from round 0's seed at every round, so an unchanged self-edit scores the
-        same in every round and a change between rounds is the policy's (common random numbers)."""
+    def inner_seed(self, rnd: int, item: EditItem, run: int = 0) -> int:
+        """The seed of an item's inner loop (data order, adapter randomness) in inner run ``run``
+        (run 0 is the seed of a one-run score). A held-out self-edit (index -1) trains from round
+        0's seed at every round, so an unchanged self-edit scores the same in every round and a
+        change between rounds is the policy's (common random numbers)."""
         return derive_seed(self.workbench.config.run.seed, "inner", rnd if item.index >= 0 else 0, item.task.id,
-                           item.index)
+                           item.index, *([run] if run else []))
 
-    def score_edits(self, rnd: int, items: list[EditItem], student: LoadedModel) -> Iterator[ScoredEdit]:
+    def score_edits(self, rnd: int, items: list[EditItem], student: LoadedModel, runs: int = 1) -> Iterator[ScoredEdit]:
         """Score each item; yields a :class:`ScoredEdit` per item, in order, as soon as it is scored.
 
-        The student is back to its unadapted state whenever an item is yielded. An updater that
-        trains several self-edits at once gets them in batches (items are yielded as each batch
-        finishes); the others get one at a time. A Ctrl-C raises here, between batches.
+        With ``runs`` > 1 each item is adapted and scored ``runs`` times, with the inner seeds of
+        runs 0.. ``runs - 1``, and scores their mean (:func:`mean_of_runs`; the SEAL code's
+        ``eval_times``). The student is back to its unadapted state whenever an item is yielded. An
+        updater that trains several self-edits at once gets the (item, run) pairs in batches of its
+        capacity (a batch may hold runs of several items; more pairs than it holds train in
+        several batches); the others get one at a time. A Ctrl-C raises here, between batches.
         """
+        jobs = [(item, run) for item in items for run in range(runs)]
         size = self.updater.batch_capacity()
-        for start in range(0, len(items), max(size, 1)):
-            if size > 1:
-                yield from self.score_batch(rnd, items[start:start + size], student)
-            else:
-                yield self.score_edit(rnd, items[start], student)
+        done: dict[int, list[ScoredEdit]] = {}  # item position -> its runs scored so far
+        for start in range(0, len(jobs), max(size, 1)):
+            chunk = jobs[start:start + max(size, 1)]
+            scored = self.score_batch(rnd, chunk, student) if size > 1 else [self.score_edit(rnd, chunk[0][0], student, chunk[0][1])]
+            for position, one in zip(range(start, start + len(chunk)), scored):
+                parts = done.setdefault(position // runs, [])
+                parts.append(one)
+                if len(parts) == runs:
+                    yield mean_of_runs(done.pop(position // runs))
             # Ctrl-C: stop only after the caller has stored every item of the finished batch
             # (under a launcher the ranks agree on stopping between waves, in scored_rows)
             if not distributed.active():
                 self.stop.check()
 
-    def score_batch(self, rnd: int, items: list[EditItem], student: LoadedModel) -> list[ScoredEdit]:
-        """:meth:`score_edit` for several items with one ``adapt_batch`` (same seeds per item)."""
+    def score_batch(self, rnd: int, jobs: list[tuple[EditItem, int]], student: LoadedModel) -> list[ScoredEdit]:
+        """:meth:`score_edit` for several (item, run) pairs with one ``adapt_batch`` (same seeds per pair)."""
+        items = [item for item, _ in jobs]
         datas, reasons = self.workbench.training_sets([(item.task, item.edit) for item in items])
         keep = [pos for pos in range(len(items)) if pos not in reasons]
-        seeds = [self.inner_seed(rnd, items[pos]) for pos in keep]
+        seeds = [self.inner_seed(rnd, *jobs[pos]) for pos in keep]
         seed_all(seeds[0] if seeds else 0)  # anything else random in the inner loop (dropout)
         scores: dict[int, Score] = {}
+        trained: dict[int, dict[str, int]] = {}
         if keep:
             with self.updater.adapted_batch(student, [datas[pos] for pos in keep], seeds) as batch:
                 reasons.update({keep[j]: why for j, why in batch.rejected.items()})
+                trained = {keep[j]: counts for j, counts in batch.trained.items()}
                 good = [j for j in range(len(keep)) if j not in batch.rejected]
                 tasks = [items[keep[j]].task for j in good]
                 routed = tasks and self.evaluator.evaluate_routed(
@@ -99,17 +111,20 @@ class Scorer:
                             routed.append(self.evaluator.evaluate(student.model, student.tokenizer, task))
                 scores = {keep[j]: score for j, score in zip(good, routed)}
         return [ScoredEdit(item, scores[pos] if pos not in reasons else self.rejected(rnd, item, reasons[pos], student),
-                           reasons.get(pos))
+                           reasons.get(pos), trained.get(pos))
                 for pos, item in enumerate(items)]
 
-    def score_edit(self, rnd: int, item: EditItem, student: LoadedModel) -> ScoredEdit:
-        """Adapt the student on the edit, score it, reset. A rejected edit scores as unadapted."""
-        seed_all(self.inner_seed(rnd, item))
+    def score_edit(self, rnd: int, item: EditItem, student: LoadedModel, run: int = 0) -> ScoredEdit:
+        """Adapt the student on the edit (inner run ``run``), score it, reset. A rejected edit
+        scores as unadapted."""
+        seed_all(self.inner_seed(rnd, item, run))
         (data,), reasons = self.workbench.training_sets([(item.task, item.edit)])
         if data is not None:
             try:
+                self.updater.trained = None
                 with self.updater.adapted(student, data) as adapted:
-                    return ScoredEdit(item, self.evaluator.evaluate(adapted.model, adapted.tokenizer, item.task))
+                    score = self.evaluator.evaluate(adapted.model, adapted.tokenizer, item.task)
+                    return ScoredEdit(item, score, trained=self.updater.trained)
             except EditRejected as exc:
                 reasons[0] = str(exc)
         return ScoredEdit(item, self.rejected(rnd, item, reasons[0], student), reasons[0])
@@ -120,18 +135,38 @@ class Scorer:
         return self.base(rnd, item.task, student)
 
     def scored_rows(self, rnd: int, items: list[EditItem], student: LoadedModel,
-                    row: Callable[[ScoredEdit], Any], per_rank: int = 1) -> Iterator[Any]:
-        """``row(scored)`` for each item, in the items' order.
+                    row: Callable[[ScoredEdit], Any], per_rank: int = 1, runs: int = 1) -> Iterator[Any]:
+        """``row(scored)`` for each item, in the items' order (``runs``: inner runs per item,
+        :meth:`score_edits`).
 
         In one process: straight from :meth:`score_edits`. Under a launcher the items go in waves
         of ``per_rank`` items per rank; each rank scores its slice of a wave through
         :meth:`score_edits`, and the rows are gathered, so every rank yields every row.
         """
         if not distributed.active():
-            for scored in self.score_edits(rnd, items, student):
+            for scored in self.score_edits(rnd, items, student, runs):
                 yield row(scored)
             return
         for wave in distributed.waves(items, per_rank):
-            mine = self.score_edits(rnd, distributed.shard(wave), student)
+            mine = self.score_edits(rnd, distributed.shard(wave), student, runs)
             yield from distributed.gather_lists([row(scored) for scored in mine])
             self.stop.check()  # the same point on every rank, after the wave's rows are stored
+
+
+def mean_of_runs(runs: list[ScoredEdit]) -> ScoredEdit:
+    """One item's score over its inner runs: the mean value; the details of run 0 with every
+    numeric detail all runs report averaged, and ``inner_runs``, each run's value in order; the
+    first run's rejection reason, if any run was rejected; the mean of the counts of what trained."""
+    if len(runs) == 1:
+        return runs[0]
+    first = runs[0]
+    details = dict(first.score.details)
+    for key, value in first.score.details.items():
+        values = [r.score.details.get(key) for r in runs]
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            details[key] = sum(values) / len(values)
+    details["inner_runs"] = [r.score.value for r in runs]
+    counted = [r.trained for r in runs if r.trained is not None]
+    trained = ({key: sum(c[key] for c in counted) / len(counted) for key in counted[0]} if counted else None)
+    return ScoredEdit(first.item, Score(sum(r.score.value for r in runs) / len(runs), details),
+                      next((r.reason for r in runs if r.reason), None), trained)

@@ -9,7 +9,9 @@ weights. None of them looks a component up or repeats a step on its own.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -17,6 +19,7 @@ import structlog
 from seal_core.api.components import Evaluator
 from seal_core.api.errors import DataError, EditRejected
 from seal_core.api.types import LoadedModel, TaskInstance, TrainingSet
+from seal_core.inner.batching import steps_per_epoch
 from seal_core.loop.config import Config
 from seal_core.models.constrained import run_schema
 from seal_core.models.loading import load_model, load_options
@@ -36,6 +39,7 @@ class Workbench:
         self.updater = self.component("inner_updater", "inner")
         self.edit_schema = run_schema(self.domain, self.generator)  # what edits are decoded under; None: free text
         self._tasks: tuple[list[TaskInstance], list[TaskInstance]] | None = None
+        self._steps: dict[str, int] | None = None  # match_steps' step counts, read on first use
 
     def component(self, kind: str, section: str) -> Any:
         """The component the config chose for ``section`` (e.g. ``("evaluator", "reward")``), with
@@ -101,11 +105,38 @@ class Workbench:
 
     def training_set(self, task: TaskInstance, edit: str) -> TrainingSet:
         """The domain's training set of ``edit``; :class:`EditRejected` (with the reason) when the
-        domain refuses it or it yields no training text."""
+        domain refuses it or it yields no training text. With ``match_steps``, set to train for
+        exactly the steps recorded there for ``task`` (:meth:`matched`)."""
         data = self.domain.training_set(task, edit)
         if not data:
             raise EditRejected("the self-edit yields no training text")
-        return data
+        return self.matched(task, TrainingSet.coerce(data)) if self.config.run.match_steps else data
+
+    def steps_to_match(self) -> dict[str, int]:
+        """task id -> the optimizer steps the ``match_steps`` run's round-0 held-out evaluation
+        recorded for it (read once)."""
+        if self._steps is None:
+            from seal_core.runtime.files import read_jsonl
+
+            where = Path(self.config.run.match_steps.replace("{seed}", str(self.config.run.seed)))
+            rows = [r for r in read_jsonl(where / "evaluations.jsonl") if r["round"] == 0] if where.is_dir() else []
+            if not rows or any(r.get("inner_steps") is None for r in rows):
+                raise DataError(
+                    f"match_steps={where}: {'no round-0 held-out evaluations there' if not rows else 'its evaluations lack inner_steps (an older run, or an inner updater that does not count its steps)'}. "
+                    "Point match_steps at a finished run of this config whose round 0 recorded inner_steps "
+                    "(seal-run baselines runs the self-edits row first and points the control at it).")
+            self._steps = {r["task_id"]: round(r["inner_steps"]) for r in rows}
+        return self._steps
+
+    def matched(self, task: TaskInstance, data: TrainingSet) -> TrainingSet:
+        """``data`` trained for exactly the steps :meth:`steps_to_match` gives ``task``: as many
+        epochs over its examples as that takes, the last one cut at the step count."""
+        steps = self.steps_to_match().get(task.id)
+        if steps is None:
+            raise DataError(f"match_steps={self.config.run.match_steps}: task {task.id} has no row in that run's round-0 "
+                            "evaluations; the two runs must score the same held-out tasks (same domain.source, eval_limit).")
+        per_epoch = steps_per_epoch(len(data.examples), getattr(self.config.options["inner"], "batch_size", 1))
+        return dataclasses.replace(data, epochs=max(1, -(-steps // per_epoch)), max_steps=steps)
 
     def training_sets(self, pairs: list[tuple[TaskInstance, str]]) -> tuple[list[TrainingSet | None], dict[int, str]]:
         """:meth:`training_set` of each (task, self-edit): the sets (None where rejected) and

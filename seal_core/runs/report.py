@@ -9,6 +9,12 @@ update nothing to prefer), the mean over tasks of each task's best reward (what 
 ``keep_top=1`` keeps when it is above ``min_reward``), and the self-edits' mean length in words
 and lines, all and best-per-task. Then the examples: for the first run's first task of the first
 and of the last round, its best- and worst-rewarded self-edit. Markdown, to paste into notes.
+
+A second table, "Collapse per round", comes from each run's ``metrics.jsonl``: per round, the mean
+over the runs that logged it of the collapse metrics (:mod:`seal_core.evaluation.collapse`) of the
+greedy held-out self-edits and of the sampled training self-edits: character similarity to the
+passage, distinct-1 and distinct-2 within a task's self-edits, and non-empty lines and tokens per
+self-edit. Runs from before these metrics get one sentence saying so instead.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from seal_core.evaluation.collapse import COLLAPSE_KEYS, PREFIXES
 from seal_core.runtime.files import read_jsonl
 
 
@@ -68,6 +75,42 @@ def round_rows(rollouts: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def collapse_rows(metrics: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Per round, the mean of each collapse metric over the runs whose line of that round has it
+    (``metrics``: each run's ``metrics.jsonl`` lines); ``runs`` counts the runs with any of them."""
+    keys = [f"{prefix}_{key}" for prefix in PREFIXES for key in COLLAPSE_KEYS]
+    by_round: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for run in metrics:
+        for line in run:
+            if any(line.get(k) is not None for k in keys):
+                by_round[line["round"]].append(line)
+    out = []
+    for rnd in sorted(by_round):
+        lines = by_round[rnd]
+        row: dict[str, Any] = {"round": rnd, "runs": len(lines)}
+        for k in keys:
+            values = [line[k] for line in lines if line.get(k) is not None]
+            row[k] = statistics.fmean(values) if values else None
+        out.append(row)
+    return out
+
+
+def _collapse_table(run_dirs: list[Path]) -> list[str]:
+    rows = collapse_rows([read_jsonl(d / "metrics.jsonl") for d in run_dirs])
+    if not rows:
+        return ["", "No collapse table: the runs' metrics.jsonl predate the collapse metrics (collapse_greedy_*, collapse_sampled_*)."]
+    titles = {"similarity": "similarity", "distinct_1": "distinct-1", "distinct_2": "distinct-2", "lines": "lines", "tokens": "tokens"}
+    head = " | ".join(f"{prefix.removeprefix('collapse_')}: {titles[key]}" for prefix in PREFIXES for key in COLLAPSE_KEYS)
+    lines = ["", "Collapse per round (greedy: the held-out self-edits, one per passage; sampled: the training "
+             "self-edits; similarity to the passage, 1 = a copy; distinct-n within a task's self-edits, low = repetitive):", "",
+             f"| round | runs | {head} |", "|" + "---:|" * (2 + len(PREFIXES) * len(COLLAPSE_KEYS))]
+    for row in rows:
+        cells = ["-" if row[f"{p}_{k}"] is None else f"{row[f'{p}_{k}']:.{1 if k in ('lines', 'tokens') else 3}f}"
+                 for p in PREFIXES for k in COLLAPSE_KEYS]
+        lines.append(f"| {row['round']} | {row['runs']} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def report(run_dirs: list[Path]) -> str:
     """The markdown report of the runs in ``run_dirs`` (see the module docstring)."""
     rollouts = [{**r, "run": str(d)} for d in run_dirs for r in read_jsonl(d / "rollouts.jsonl")]
@@ -80,6 +123,7 @@ def report(run_dirs: list[Path]) -> str:
         lines.append(f"| {s['round']} | {s['self_edits']} | {s['tasks']} | {s['mean']:.3f} ± {s['sd']:.3f} | "
                      f"{s['q1']:.3f} / {s['median']:.3f} / {s['q3']:.3f} | {s['above_0']:.2f} | {s['tied']:.2f} | "
                      f"{s['best_mean']:.3f} | {s['words']:.1f} | {s['lines']:.1f} | {s['best_words']:.1f} | {s['best_lines']:.1f} |")
+    lines += _collapse_table(run_dirs)
     first_run = [r for r in rollouts if r["run"] == str(run_dirs[0])] or rollouts
     for rnd in sorted({min(r["round"] for r in first_run), max(r["round"] for r in first_run)}):
         in_round = [r for r in first_run if r["round"] == rnd]

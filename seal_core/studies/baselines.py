@@ -15,6 +15,13 @@ directory (``seal-run run --config DIR/VARIANT/config.yaml`` repeats it):
 | passage + own self-edits | ``self-edits`` | the config's generator, ``rounds=0`` (no RL); with ``--seal-rounds``, the ``seal`` run's round 0 (the same computation) |
 | passage + edits from a file | ``from-file`` | generator ``from-file`` on ``--edits-file`` (e.g. GPT-4.1's) |
 | SEAL after N rounds | ``seal`` | the config with ``rounds=N`` (``--seal-rounds``), or a finished run (``--seal-run``) |
+| passage as lines (``--controls``) | ``passage-lines`` | generator ``passage-lines``: the passage's sentences one per line, trained like a self-edit's lines plus the passage |
+| passage, repeated to the self-edit's steps (``--controls``) | ``passage-repeated`` | generator ``empty`` with ``match_steps`` on the own self-edits run: per passage, the passage alone for exactly the optimizer steps that row trained |
+
+``--controls`` adds the two step-matched controls: a self-edit trains on a dozen lines for the
+same epochs where the passage alone is one text, so part of its gain over "passage only" may be
+more gradient steps on the same facts. Every row reports the optimizer steps and tokens its
+inner loop counted (per passage, mean over the held-out passages).
 
 The baselines use ``algorithm.name=none`` and ``rounds=0`` (no RL, nothing saved). The table,
 with the paper's figures beside it, goes to ``baselines.md``. With ``--seeds`` every variant runs
@@ -27,6 +34,7 @@ row's score with a 95% interval over seeds and passages and its paired differenc
 from __future__ import annotations
 
 import copy
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -43,11 +51,18 @@ PAPER = {
 }
 ROWS = ["no adaptation", "passage only", "passage + own self-edits (no RL)", "passage + self-edits from file",
         "SEAL"]
+#: the step-matched controls (``--controls``): variant -> row
+CONTROLS = {"passage-lines": "control: passage as lines", "passage-repeated": "control: passage repeated to the self-edit's steps"}
+
+
+#: where a control's ``match_steps`` points until :func:`point_controls` knows the output directory
+UNPOINTED = "<the own self-edits run>"
 
 
 def baseline_configs(config_file: str | None, overrides: list[str], registry: Any, edits_file: str | None,
-                     seal_rounds: int | None) -> dict[str, Config]:
-    """One validated config per variant, all checked before anything runs."""
+                     seal_rounds: int | None, controls: bool = False) -> dict[str, Config]:
+    """One validated config per variant, all checked before anything runs (the controls' step
+    source is set by :func:`point_controls` once the output directory is known)."""
     base = load_raw(config_file, overrides)
     fixed = {"rounds": 0, "checkpoint": "none", "algorithm": {"name": "none"}}
     raws = {
@@ -59,7 +74,25 @@ def baseline_configs(config_file: str | None, overrides: list[str], registry: An
         raws["from-file"] = {**copy.deepcopy(base), **fixed, "generator": {"name": "from-file", "path": edits_file}}
     if seal_rounds:
         raws["seal"] = {**copy.deepcopy(base), "rounds": seal_rounds}
+    if controls:  # after the run whose steps the repeated passage matches
+        raws["passage-lines"] = {**copy.deepcopy(base), **fixed, "generator": {"name": "passage-lines"}}
+        raws["passage-repeated"] = {**copy.deepcopy(base), **fixed, "generator": {"name": "empty"},
+                                    "match_steps": UNPOINTED}
     return {name: resolve(raw, registry) for name, raw in raws.items()}
+
+
+def point_controls(configs: dict[str, Config], out_dir: Path, seeds: list[int] | None) -> dict[str, Config]:
+    """The repeated-passage control pointed at the own self-edits run under ``out_dir`` (at each
+    seed: ``{seed}`` in the path)."""
+    if "passage-repeated" not in configs:
+        return configs
+    own = "seal" if "seal" in configs else "self-edits"
+    where = str(out_dir / own / ("seed{seed}" if seeds else ""))
+    control = configs["passage-repeated"]
+    configs = dict(configs)
+    configs["passage-repeated"] = dataclasses.replace(control, run=dataclasses.replace(control.run, match_steps=where),
+                                                      raw={**control.raw, "match_steps": where})
+    return configs
 
 
 def _eval_ids(run_dir: Path, rnd: int) -> list[str]:
@@ -82,10 +115,13 @@ def own_edits_variant(results: dict[str, dict[str, Any]]) -> str | None:
 
 
 def _cells(metric: dict[str, Any] | None, prefix: str) -> list[str]:
+    """score, F1, and (adapted rows) the inner loop's optimizer steps and tokens per passage."""
     if metric is None:
-        return ["-", "-"]
+        return ["-"] * 4
     value, f1 = metric.get(f"eval_{prefix}"), metric.get(f"eval_{prefix}_f1")
-    return [f"{value:.3f}" if value is not None else "-", f"{f1:.3f}" if f1 is not None else "-"]
+    steps, tokens = (metric.get("eval_inner_steps"), metric.get("eval_inner_tokens")) if prefix == "adapted" else (0, 0)
+    return [f"{value:.3f}" if value is not None else "-", f"{f1:.3f}" if f1 is not None else "-",
+            f"{steps:.1f}" if steps is not None else "-", f"{tokens:.0f}" if tokens is not None else "-"]
 
 
 def baselines_table(results: dict[str, dict[str, Any]], experiment: str, out_dir: Path,
@@ -97,13 +133,17 @@ def baselines_table(results: dict[str, dict[str, Any]], experiment: str, out_dir
     own = own_edits_variant(results)
     dir_if_run = lambda name: out_dir / name if name in results else None  # noqa: E731
     where = {"passage-only": dir_if_run("passage-only"), "self-edits": dir_if_run(own) if own else None,
-             "from-file": dir_if_run("from-file"), "seal": seal["run_dir"] if seal else None}
+             "from-file": dir_if_run("from-file"), "seal": seal["run_dir"] if seal else None,
+             "passage-lines": dir_if_run("passage-lines"), "passage-repeated": dir_if_run("passage-repeated")}
     rows = [("no adaptation", _cells(first("passage-only"), "base"), "passage-only"),
             ("passage only", _cells(first("passage-only"), "adapted"), "passage-only"),
             ("passage + own self-edits (no RL)", _cells(first(own), "adapted"), "self-edits"),
             ("passage + self-edits from file", _cells(first("from-file"), "adapted"), "from-file"),
             (f"SEAL after {seal_metrics['round']} round{'' if seal_metrics['round'] == 1 else 's'}" if seal_metrics else "SEAL", _cells(seal_metrics, "adapted"), "seal")]
-    head = f"| baseline | paper ({paper_title}) | score | F1 | run |" if paper_title else "| baseline | score | F1 | run |"
+    rows += [(label, _cells(first(name), "adapted"), name) for name, label in CONTROLS.items() if name in results]
+    paper = [*paper, *[None] * (len(rows) - len(paper))]
+    head = (f"| baseline | paper ({paper_title}) | score | F1 | steps | tokens | run |" if paper_title
+            else "| baseline | score | F1 | steps | tokens | run |")
     lines = [head, "|---|" + "---:|" * (head.count("|") - 3) + "---|"]
     for (label, cells, variant), ref in zip(rows, paper):
         run = where[variant]
@@ -156,7 +196,9 @@ def write_baselines(out_dir: Path, results: dict[str, dict[str, Any]], config: C
         f"# Knowledge-incorporation baselines · {config.components['domain']} · {config.model.policy or config.model.teacher} · "
         f"experiment={config.run.experiment}\n\n{table}\n\n"
         "score: the evaluator's score on the held-out passages (`domain.eval_limit` of them), the "
-        "same passages in every row; F1: SQuAD token F1 where the evaluator reports it. The paper "
+        "same passages in every row; F1: SQuAD token F1 where the evaluator reports it; steps and tokens: "
+        "the optimizer steps and the tokens under the loss the inner loop counted per passage (mean over "
+        "passages and seeds). The paper "
         "column is the SEAL paper's SQuAD result on Qwen2.5-7B, graded by GPT-4.1: a reference "
         "point, not a like-for-like comparison.\n\n"
         + "".join(f"- {n}\n" for n in notes) + ("\n" if notes else "") + intervals

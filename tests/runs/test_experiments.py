@@ -153,9 +153,9 @@ def test_baselines_table_from_a_finished_run_and_missing_rows(tmp_path):
                                 "runs": {0: out / "passage-only"}}}
     table, notes = baselines_table(results, "continual", out, finished_seal_run(seal_dir))
     lines = table.splitlines()
-    assert lines[0] == "| baseline | score | F1 | run |"  # no paper figures for continual
+    assert lines[0] == "| baseline | score | F1 | steps | tokens | run |"  # no paper figures for continual
     assert lines[2].startswith("| no adaptation | 0.050 | - |") and lines[3].startswith("| passage only | 0.300 | 0.250 |")
-    assert "| passage + own self-edits (no RL) | - | - | not run |" in table
+    assert "| passage + own self-edits (no RL) | - | - | - | - | not run |" in table
     assert lines[6].startswith("| SEAL after 1 round | 0.400 |")
     assert any("--edits-file" in n for n in notes) and any("other passages" in n for n in notes)
     with pytest.raises(Exception, match="no metrics.jsonl lines"):

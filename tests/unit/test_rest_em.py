@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -202,3 +204,31 @@ def test_update_is_deterministic(tmp_path):
         algorithm().update(loaded, MIXED, context(wd))
         shas.append(weights_sha(loaded.model))
     assert shas[0] == shas[1]
+
+
+def test_kl_anchor_holds_the_policy_near_the_initial_one(tmp_path):
+    """beta > 0: the SFT loss gains beta x KL(policy || initial policy); a strong anchor ends
+    closer to the initial weights than a negligible one, from the same start and data."""
+    def moved():
+        policy = load_model("tiny-random")
+        with torch.no_grad():  # away from the reference, so the KL pulls from the first step
+            for p in policy.model.parameters():
+                p.mul_(1.05)
+        return policy
+
+    initial = plain_state_dict(load_model("tiny-random").model)
+
+    def distance(policy):
+        state = plain_state_dict(policy.model)
+        return sum(float((state[k] - initial[k]).pow(2).sum()) for k in initial) ** 0.5
+
+    ends = {}
+    for beta in (1e-9, 50.0):
+        policy = moved()
+        stats = algorithm(beta=beta, epochs=3, learning_rate=3e-3).update(
+            policy, MIXED, context(tmp_path, lambda: load_model("tiny-random")))
+        assert stats["n_kept"] == 2 and math.isfinite(stats["sft_loss"])
+        ends[beta] = distance(policy)
+    assert ends[50.0] < ends[1e-9]
+    with pytest.raises(ValueError, match="beta"):
+        RestEMOptions(beta=-1.0)
