@@ -32,8 +32,8 @@ install: $(STAMP)
 EXAMPLE     := examples/seal-plugin-example
 EXAMPLE_RUN := build/example-run
 
-# The suite, then the 2-process DeepSpeed tests (slow, so out of the default selection, but CI
-# runs them), then the wheel as a user installs it (a fresh venv, not editable, a SEAL run from
+# The suite, then the 2-process DeepSpeed tests and the docs' commands (slow, so out of the
+# default selection, but CI runs them), then the wheel as a user installs it (a fresh venv, not editable, a SEAL run from
 # it; ~2 min), then the GPU check's CPU form (the cuda-marked tests, SEAL runs, DeepSpeed and the
 # inner-loop benchmark on tiny shapes, so its code is tested where no GPU is), then the example
 # third-party plugin as a user would install and use it (it stays installed in .venv, so its
@@ -42,6 +42,7 @@ test: install
 	$(BIN)/python -m pip install --quiet --no-deps -e $(EXAMPLE)
 	$(BIN)/python -m pytest
 	$(BIN)/python -m pytest -m distributed  # 2-process torchrun/gloo runs, dead and stalled ranks included (~5 min), marked slow
+	$(BIN)/python -m pytest -m doc_commands  # every command of the README and docs/ as written (~6 min), marked slow
 	$(BIN)/python tests/install/wheel_check.py --venv build/wheel-venv
 	$(BIN)/python benchmarks/gpu_check.py --device cpu --out build/gpu-check-cpu --deadline 900
 	$(BIN)/python -m pytest $(EXAMPLE)/tests

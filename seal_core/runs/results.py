@@ -70,7 +70,9 @@ def write_plot(path: Path, metrics: list[dict[str, Any]], title: str) -> None:
     """plot.png: the held-out scores with and without adaptation, per round; when the metrics
     carry collapse metrics, a right panel with the self-edits' similarity and distinct-2."""
     lines = {label: [(m["round"], m.get(key)) for m in metrics]
-             for key, label in (("eval_adapted", "adapted (greedy self-edit)"), ("eval_base", "no adaptation"))}
+             for key, label in (("eval_adapted", "adapted (greedy self-edit)"), ("eval_base", "no adaptation"),
+                                ("eval_sampled", "adapted (mean of sampled self-edits)"))
+             if key != "eval_sampled" or any(m.get(key) is not None for m in metrics)}
     collapse = {label: [(m["round"], m.get(key)) for m in metrics] for key, label in COLLAPSE_LINES
                 if any(m.get(key) is not None for m in metrics)}
     if not collapse:  # runs from before the collapse metrics

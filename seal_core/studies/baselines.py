@@ -27,7 +27,7 @@ The baselines use ``algorithm.name=none`` and ``rounds=0`` (no RL, nothing saved
 with the paper's figures beside it, goes to ``baselines.md``. With ``--seeds`` every variant runs
 at every seed (``DIR/VARIANT/seedS``): the table gives means over seeds, and a second table each
 row's score with a 95% interval over seeds and passages and its paired difference from
-``--against`` (default ``passage-only``; the rows are ``no-adaptation``, ``passage-only``,
+``--against`` (default ``passage-only``; the rows are ``no-adaptation``, ``passage-only``, ``passage-lines``, ``passage-repeated``,
 ``self-edits``, ``from-file``, ``seal``), see :mod:`seal_core.studies.variants`.
 """
 

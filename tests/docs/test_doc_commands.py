@@ -38,6 +38,9 @@ import pytest
 
 from tiny import TINY
 
+# minutes of seal-run commands: out of the default suite (its 20-minute line), `make test` runs them on their own
+pytestmark = [pytest.mark.slow, pytest.mark.doc_commands]
+
 ROOT = Path(__file__).resolve().parents[2]
 SHARED = ROOT.parent / "shared"
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
