@@ -41,9 +41,11 @@ def main(args: argparse.Namespace) -> int:
     configs = baseline_configs(args.config, args.overrides, registry, args.edits_file, args.seal_rounds,
                                args.controls)
     seeds = parse_seeds(args.seeds)
-    against = args.against or "passage-only"
-    if against not in [*configs, "no-adaptation"]:
-        raise SealError(f"--against {against}: not one of the baselines run ({', '.join(['no-adaptation', *configs])}).")
+    against = (args.against or "passage-only").split(",")
+    unknown = [name for name in against if name not in [*configs, "no-adaptation"]]
+    if unknown:
+        raise SealError(f"--against {','.join(unknown)}: not among the baselines run ({', '.join(['no-adaptation', *configs])}); "
+                        "name one or several of them, comma-separated.")
     check_data(configs.values(), registry)  # data errors before the output directory is made
     if args.check:
         return checked("baselines", check_out_dir(args, "baselines"))

@@ -82,7 +82,7 @@ def multi_run_args(parser: argparse.ArgumentParser, kind: str) -> None:
     parser.add_argument("--seeds", metavar="N|A,B,...", help="run every variant at every seed: a count (3: seeds "
                         "0, 1, 2) or a list; the tables then give 95%% intervals over seeds and passages")
     parser.add_argument("--against", metavar="NAME", help="the variant paired differences are taken from (compare: "
-                        "the first algorithm; baselines: passage-only)")
+                        "the first algorithm; baselines: passage-only, or several, comma-separated)")
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--run-dir", metavar="DIR", help=f"output directory (default: runs/<time>-{kind})")
     where.add_argument("--name", metavar="NAME", help="write the output to runs/NAME")

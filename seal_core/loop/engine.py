@@ -4,16 +4,19 @@ does it::
 
     for round in 0..rounds:                                        # Engine.run
         evaluate held-out tasks: score the student, then adapt it     # Engine.evaluate
-            on its greedy self-edit and score it again -> evaluations.jsonl
+            on its greedy self-edit (and eval_samples sampled ones)
+            and score it again -> evaluations.jsonl
         if round < rounds:
             tasks  = sample of the train tasks, seeded by (seed, round)  # Engine.sample_train
             edits  = generator(generator_model, edit_prompt(task), k)    # Engine.write_edits
             for each EditItem(task, index, edit):                        # Engine.collect
                 student' = updater(student, training_set(task, edit))    #   Scorer.score_edits
                 reward   = score(student') - score(student)              #   Engine.reward
+                           (score: the mean over inner_runs inner seeds)
                 rollouts.jsonl += Rollout, appended as each is scored
             algorithm.update(generator_model, rollouts)   # in place     # Engine.update
-        metrics.jsonl += the round's line; results.md, plot.png rewritten
+        metrics.jsonl += the round's line, with the collapse metrics     # Engine.collapse
+            of its greedy and sampled self-edits; results.md, plot.png rewritten
 
 Under ``torchrun`` or the ``deepspeed`` launcher the same loop runs on every rank: self-edits
 and the inner loop are split across ranks and gathered, the update runs data-parallel, rank 0

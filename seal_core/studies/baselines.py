@@ -161,7 +161,7 @@ def baselines_table(results: dict[str, dict[str, Any]], experiment: str, out_dir
     return "\n".join(lines), notes
 
 
-def seed_intervals(results: dict[str, dict[str, Any]], against: str) -> str:
+def seed_intervals(results: dict[str, dict[str, Any]], against: str | list[str]) -> str:
     """The interval table of the rows every seed of which has run (empty with one seed)."""
     if max(len(r["runs"]) for r in results.values()) < 2:
         return ""
@@ -173,22 +173,23 @@ def seed_intervals(results: dict[str, dict[str, Any]], against: str) -> str:
         rows["self-edits"] = (results["seal"]["runs"], "score_after", 0)
     if "seal" in results:
         rows["seal"] = (results["seal"]["runs"], "score_after")
+    refs = [against] if isinstance(against, str) else list(against)
     text = (f"Each score above is the mean over {max(len(r['runs']) for r in results.values())} seeds. Over "
-            f"seeds and passages:\n\n{interval_table(rows, against)}\n\n{INTERVALS_NOTE}\n\n")
+            f"seeds and passages:\n\n{interval_table(rows, [r for r in refs if r in rows])}\n\n{INTERVALS_NOTE}\n\n")
     reached = {s: rounds_logged(d) for s, d in results.get("seal", {}).get("runs", {}).items()}
     runs = {s: results["seal"]["runs"][s] for s, n in reached.items() if n == max(reached.values())}  # seeds at the last round
     seal_rounds = common_rounds(runs) if len(runs) > 1 else []
     if len(seal_rounds) > 1:
         by_round = {f"seal round {r}": (runs, "score_after", r) for r in seal_rounds}
-        refs = ["seal round 0"] + ([against] if against in rows else [])
+        others = [r for r in refs if r in rows]
         text += (f"SEAL round by round (round 0: its own self-edits before any RL update), each against its round 0"
-                 f"{' and ' + against if against in rows else ''}:\n\n"
-                 f"{interval_table({**by_round, **{a: rows[a] for a in refs[1:]}}, refs)}\n\n")
+                 f"{''.join(' and ' + r for r in others)}:\n\n"
+                 f"{interval_table({**by_round, **{a: rows[a] for a in others}}, ['seal round 0', *others])}\n\n")
     return text
 
 
 def write_baselines(out_dir: Path, results: dict[str, dict[str, Any]], config: Config, seal: dict[str, Any] | None,
-                    argv: str, against: str = "passage-only") -> str:
+                    argv: str, against: str | list[str] = "passage-only") -> str:
     table, notes = baselines_table(results, config.run.experiment, out_dir, seal)
     intervals = seed_intervals(results, against)
     commands = [f"seal-run {argv}"] + [f"seal-run run --config {out_dir / name}/config.yaml  # {name}" for name in results]
@@ -209,7 +210,8 @@ def write_baselines(out_dir: Path, results: dict[str, dict[str, Any]], config: C
 
 
 def run_baselines(configs: dict[str, Config], registry: Any, out_dir: Path, stop: Any,
-                  seal_run: Path | None, argv: str, seeds: list[int] | None = None, against: str = "passage-only") -> str:
+                  seal_run: Path | None, argv: str, seeds: list[int] | None = None,
+                  against: str | list[str] = "passage-only") -> str:
     """Run every variant (at every seed) under ``out_dir`` and write ``baselines.md``; return the table."""
     first = next(iter(configs.values()))
     seal_holder: dict[str, Any] = {"seal": finished_seal_run(seal_run) if seal_run else None}

@@ -60,6 +60,7 @@ NOT_RUN = {
     "python -m seal_domains.arc.baselines": "reports on finished ARC runs of the study in docs/experiments.md",
     "python -m seal_core.runs.report": "reports on finished ARC runs of the study in docs/experiments.md",
     "python -m pytest": "the tutorial plugin's tests: tests/docs/test_tutorial.py runs them",
+    "python -m seal_core.studies.power": "reads finished runs of the study in docs/experiments.md (tests/unit/test_power.py tests it)",
 }
 
 #: seal-run commands run for real (with the tiny settings), by document and a part of the command
