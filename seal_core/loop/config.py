@@ -317,6 +317,13 @@ def resolve(raw: dict[str, Any], registry: Any) -> Config:
         if section == "domain":
             domain_section = core
     assert domain_section is not None
+    held_out_options = {"eval_samples": run.eval_samples != 0, "eval_inner_runs": run.eval_inner_runs != 1,
+                        "match_steps": run.match_steps is not None}
+    if run.experiment != "single" and any(held_out_options.values()):
+        keys = ", ".join(key for key, given in held_out_options.items() if given)
+        raise ConfigError(f"Config key(s) {keys} set with experiment={run.experiment!r}: they shape how each held-out "
+                          "passage is adapted on its own (experiment=single), which cpt and continual do not do. Drop them, "
+                          "or use experiment=single.")
     updater = registry.get("inner_updater", components["inner"])
     if run.experiment == "continual" and not getattr(updater, "can_merge", False):
         raise ConfigError(f"Config key 'experiment' = 'continual' merges each adaptation into the weights, which "

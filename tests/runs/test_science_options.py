@@ -107,3 +107,13 @@ def test_passage_lines_puts_each_sentence_on_its_own_line():
     text = 'The ship sailed in 1802. It was named "Aster." Why?  Nobody knows! Dr. Ames. End'
     assert sentence_lines(text).splitlines() == ["The ship sailed in 1802.", 'It was named "Aster."', "Why?",
                                                  "Nobody knows!", "Dr.", "Ames.", "End"]
+
+
+def test_held_out_options_are_refused_where_no_passage_is_adapted_alone(registry):
+    from seal_core.api.errors import ConfigError
+    from seal_core.loop.config import load_raw, resolve
+
+    for key in ("eval_samples=2", "eval_inner_runs=3", "match_steps=runs/x"):
+        with pytest.raises(ConfigError, match=key.split("=")[0]):
+            resolve(load_raw(None, ["experiment=cpt", key]), registry)
+    assert resolve(load_raw(None, ["eval_samples=2", "inner_runs=3"]), registry).run.eval_samples == 2
