@@ -42,7 +42,7 @@ test: install
 	$(BIN)/python -m pip install --quiet --no-deps -e $(EXAMPLE)
 	$(BIN)/python -m pytest
 	$(BIN)/python -m pytest -m distributed  # 2-process torchrun/gloo runs, dead and stalled ranks included (~5 min), marked slow
-	$(BIN)/python -m pytest -m doc_commands  # every command of the README and docs/ as written (~6 min), marked slow
+	$(BIN)/python -m pytest -m doc_commands  # every command of the README and docs/ as written (~7 min), marked slow
 	$(BIN)/python tests/install/wheel_check.py --venv build/wheel-venv
 	$(BIN)/python benchmarks/gpu_check.py --device cpu --out build/gpu-check-cpu --deadline 900
 	$(BIN)/python -m pytest $(EXAMPLE)/tests
