@@ -57,7 +57,8 @@ def t_interval(values: list[float]) -> tuple[float, float]:
     return mean, t * statistics.stdev(values) / math.sqrt(len(values))
 
 
-def _cells(table: Table) -> tuple[list[int], list[str]]:
+def cells(table: Table) -> tuple[list[int], list[str]]:
+    """The table's seeds and passages, sorted; a ValueError where the seeds hold different passages."""
     seeds = sorted(table)
     if not seeds:
         raise ValueError("no seeds to take an interval over")
@@ -84,14 +85,14 @@ def _bootstrap(value: dict[tuple[int, str], float], seeds: list[int], passages: 
 
 def bootstrap_interval(table: Table, replicates: int = REPLICATES, rng_seed: int = 0) -> Interval:
     """The mean over seeds and passages with a 95% interval covering both (two-level bootstrap)."""
-    seeds, passages = _cells(table)
+    seeds, passages = cells(table)
     return _bootstrap({(s, p): table[s][p] for s in seeds for p in passages}, seeds, passages, replicates, rng_seed)
 
 
 def paired_interval(table: Table, against: Table, replicates: int = REPLICATES, rng_seed: int = 0) -> Interval:
     """``table`` minus ``against`` (same seeds, same passages), paired, with its 95% interval."""
-    seeds, passages = _cells(table)
-    if _cells(against) != (seeds, passages):
+    seeds, passages = cells(table)
+    if cells(against) != (seeds, passages):
         raise ValueError("a paired difference needs the same seeds and passages in both variants")
     return _bootstrap({(s, p): table[s][p] - against[s][p] for s in seeds for p in passages}, seeds, passages,
                       replicates, rng_seed)

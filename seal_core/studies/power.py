@@ -14,7 +14,9 @@ a 95% interval that excludes 0. Run it on a pilot before sizing an experiment::
         [--round R] [--against-round R0] [--field score_after] --seeds 3 --passages 24
 
 (one run directory per seed on each side, in the same seed order; by default both sides' last
-round). It prints the pilot's components and the detectable difference of the design asked for.
+round). It prints the paired difference with its 95% interval (the two-level bootstrap of
+:mod:`seal_core.studies.intervals`), the pilot's components and the detectable difference of the
+design asked for: with ``--round 1 --against-round 0`` on the same runs, an RL gain and its power.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from seal_core.studies.intervals import Table, _cells
+from seal_core.studies.intervals import Table, bootstrap_interval, cells
 
 Z_POWER = 1.959964 + 0.841621  # two-sided 5% level, 80% power
 
@@ -50,7 +52,7 @@ class Components:
 
 def components(table: Table) -> Components:
     """The two-way ANOVA estimates of ``table`` (at least 2 seeds and 2 passages)."""
-    seeds, passages = _cells(table)
+    seeds, passages = cells(table)
     S, P = len(seeds), len(passages)
     if S < 2 or P < 2:
         raise ValueError(f"a pilot needs at least 2 seeds and 2 passages, got {S} x {P}")
@@ -90,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     table = difference_table(args.runs, args.against, args.round, args.against_round, args.field)
     pilot = components(table)
     S, P = len(table), len(next(iter(table.values())))
+    print(f"difference ({args.field}): {bootstrap_interval(table)} over {S} seeds x {P} passages")
     print(f"pilot: {S} seeds x {P} passages, mean difference {pilot.mean:+.3f}; variance components: seed "
           f"{pilot.seed:.4f}, passage {pilot.passage:.4f}, residual {pilot.residual:.4f}")
     print(f"pilot's own detectable difference: {pilot.detectable(S, P):.3f}")

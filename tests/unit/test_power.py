@@ -31,3 +31,25 @@ def test_residual_noise_and_floors():
     assert (got.seed, got.passage, got.residual) == pytest.approx((0.0, 0.0, 4.0))
     with pytest.raises(ValueError, match="at least 2 seeds"):
         components({0: {"a": 1.0, "b": 2.0}})
+
+
+def test_command_prints_an_rl_gain_with_its_interval(tmp_path, capsys):
+    # two runs (seeds), each scoring 3 passages at rounds 0 and 1; round 1 is 0.1 higher everywhere
+    import json
+
+    from seal_core.studies.power import main
+
+    runs = []
+    for seed in (0, 1):
+        run = tmp_path / f"seed{seed}"
+        run.mkdir()
+        rows = [{"round": rnd, "task_id": p, "score_after": 0.2 * i + 0.1 * rnd + 0.05 * seed, "details": {}}
+                for rnd in (0, 1) for i, p in enumerate("abc")]
+        (run / "evaluations.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        runs.append(str(run))
+    assert main([*runs, "--against", *runs, "--round", "1", "--against-round", "0", "--seeds", "3",
+                 "--passages", "24"]) == 0
+    out = capsys.readouterr().out
+    # every paired difference is 0.1, so every bootstrap replicate is too
+    assert "difference (score_after): 0.100 [0.100, 0.100] over 2 seeds x 3 passages" in out
+    assert "residual 0.0000" in out
