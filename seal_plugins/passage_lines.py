@@ -13,13 +13,26 @@ import re
 
 from seal_core import EditGenerator, LoadedModel, TaskInstance, hookimpl
 
-#: a sentence ends at ., ! or ? (closing quotes or brackets kept) followed by white space
-_SENTENCE_END = re.compile(r"(?<=[.!?][\"')\]])\s+|(?<=[.!?])\s+")
+#: a possible sentence end: ., ! or ? (closing quotes or brackets kept with it), white space,
+#: then what can open a sentence (a capital, a digit, an opening quote or bracket)
+_SENTENCE_END = re.compile(r"(?<=[.!?])([\"')\]]?)\s+(?=[A-Z0-9\"'(\[])")
+#: a full stop that ends an abbreviation or an initial ("Dr. Ames", "J. Smith"), not a sentence
+_ABBREVIATION = re.compile(r"(?:\b(?:Dr|Mr|Mrs|Ms|Prof|St|Mt|Jr|Sr|Gen|Col|Capt|Lt|Sgt|Rev|Hon|No|vs|"
+                           r"approx|e\.g|i\.e)|\b[A-Z])\.$")
 
 
 def sentence_lines(text: str) -> str:
-    """``text`` with each sentence on a line of its own (white space inside a sentence kept)."""
-    return "\n".join(s.strip() for s in _SENTENCE_END.split(text.strip()) if s.strip())
+    """``text`` with each sentence on a line of its own (white space inside a sentence kept; a
+    full stop after a title or an initial, as in "Dr. Ames", does not end one)."""
+    pieces = _SENTENCE_END.split(text.strip())
+    sentences: list[str] = []
+    for i in range(0, len(pieces), 2):  # the split keeps each end's closing quote or bracket
+        piece = pieces[i] + (pieces[i + 1] if i + 1 < len(pieces) else "")
+        if sentences and _ABBREVIATION.search(sentences[-1]):
+            sentences[-1] += " " + piece
+        else:
+            sentences.append(piece)
+    return "\n".join(s.strip() for s in sentences if s.strip())
 
 
 class PassageLines(EditGenerator):

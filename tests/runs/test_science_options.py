@@ -104,9 +104,11 @@ def test_restart_from_base_starts_every_round_from_the_initial_weights(tiny_run,
 def test_passage_lines_puts_each_sentence_on_its_own_line():
     from seal_plugins.passage_lines import sentence_lines
 
-    text = 'The ship sailed in 1802. It was named "Aster." Why?  Nobody knows! Dr. Ames. End'
+    text = 'The ship sailed in 1802. It was named "Aster." Why?  Nobody knows! Dr. Ames met J. R. Holt. End'
     assert sentence_lines(text).splitlines() == ["The ship sailed in 1802.", 'It was named "Aster."', "Why?",
-                                                 "Nobody knows!", "Dr.", "Ames.", "End"]
+                                                 "Nobody knows!", "Dr. Ames met J. R. Holt.", "End"]
+    # a full stop inside a sentence (a decimal, a lower-case word after it) ends nothing
+    assert sentence_lines("It cost 3.5 crowns. approx. twice the fare.") == "It cost 3.5 crowns. approx. twice the fare."
 
 
 def test_held_out_options_are_refused_where_no_passage_is_adapted_alone(registry):
