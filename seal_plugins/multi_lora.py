@@ -212,12 +212,12 @@ class MultiLoraUpdater(InnerUpdater):
         installed = self._install(student)
         if not data:
             return student
-        rejected = self._train(student, installed, [data], [torch.default_generator])
+        rejected, counted = self._train(student, installed, [data], [torch.default_generator])
         if rejected:
             self.reset(student)
             raise NonFiniteLoss(rejected[0])
         installed.routing.hold(0)  # until reset
-        self.trained = self.counted.get(0)
+        self.trained = counted.get(0)
         return student
 
     def adapt_batch(self, student: LoadedModel, datas: list[TrainingSet], seeds: list[int]) -> AdaptedBatch:
@@ -226,12 +226,13 @@ class MultiLoraUpdater(InnerUpdater):
         installed = self._install(student)
         generators = [torch.Generator().manual_seed(s) for s in seeds]
         with_data = [i for i, d in enumerate(datas) if d]
-        rejected = self._train(student, installed, [datas[i] for i in with_data], [generators[i] for i in with_data])
+        rejected, counted = self._train(student, installed, [datas[i] for i in with_data],
+                                        [generators[i] for i in with_data])
         slots: list[int | None] = [None] * len(datas)
         for slot, i in enumerate(with_data):
             slots[i] = slot
         batch = _Batch(installed, slots, {with_data[slot]: why for slot, why in rejected.items()})
-        batch.trained = {with_data[slot]: counts for slot, counts in self.counted.items()}
+        batch.trained = {with_data[slot]: counts for slot, counts in counted.items()}
         return batch
 
     @torch.no_grad()
@@ -254,8 +255,9 @@ class MultiLoraUpdater(InnerUpdater):
     # -- training ------------------------------------------------------------------------------
 
     def _train(self, student: LoadedModel, installed: _Installed, datas: list[TrainingSet],
-               generators: list[torch.Generator]) -> dict[int, str]:
-        """Train adapter j on ``datas[j]``; returns {j: reason} for the ones that failed. The
+               generators: list[torch.Generator]) -> tuple[dict[int, str], dict[int, dict[str, int]]]:
+        """Train adapter j on ``datas[j]``; returns {j: reason} for the ones that failed and
+        {j: {"steps": ..., "tokens": ...}} of what each trained. The
         adaptation's precision stays set until :meth:`reset`; what only training needs (packed
         attention, train mode, gradients) is set and undone by :meth:`_training`."""
         opts, model = self.options, student.model
@@ -273,8 +275,8 @@ class MultiLoraUpdater(InnerUpdater):
                     break
         # slot s holds adapter order[s]; move adapter j to slot j so callers can index by position
         self._permute_slots(installed, plan.order)
-        self.counted = {plan.order[s]: counts for s, counts in enumerate(plan.trained)}
-        return {plan.order[s]: why for s, why in failed.items()}
+        return ({plan.order[s]: why for s, why in failed.items()},
+                {plan.order[s]: counts for s, counts in enumerate(plan.trained)})
 
     @staticmethod
     @contextmanager

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import copy
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Callable
 
 from seal_core.api.types import LoadedModel, Rollout, Score, TaskInstance, TrainingSet
@@ -196,7 +197,9 @@ class InnerUpdater(Component):
 
     @contextmanager
     def adapted(self, student: LoadedModel, data: TrainingSet | list[str]) -> Iterator[LoadedModel]:
-        """``with updater.adapted(student, data) as model:`` - resets on exit, even on error."""
+        """``with updater.adapted(student, data) as model:`` - resets on exit, even on error;
+        :attr:`trained` inside is this adaptation's count (None where the updater does not count)."""
+        self.trained = None
         try:
             yield self.adapt(student, data)
         finally:
@@ -237,7 +240,7 @@ class AdaptedBatch(ABC):
     rejected: dict[int, str]
     #: index -> ``{"steps": ..., "tokens": ...}`` that version trained on (see :attr:`InnerUpdater.trained`);
     #: empty where the updater does not count
-    trained: dict[int, dict[str, int]] = {}
+    trained: Mapping[int, dict[str, int]] = MappingProxyType({})
 
     @abstractmethod
     def use(self, index: int) -> AbstractContextManager[None]:

@@ -121,7 +121,6 @@ class Scorer:
         (data,), reasons = self.workbench.training_sets([(item.task, item.edit)])
         if data is not None:
             try:
-                self.updater.trained = None
                 with self.updater.adapted(student, data) as adapted:
                     score = self.evaluator.evaluate(adapted.model, adapted.tokenizer, item.task)
                     return ScoredEdit(item, score, trained=self.updater.trained)
