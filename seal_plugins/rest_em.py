@@ -157,7 +157,7 @@ class RestEM(RLAlgorithm):
         else:
             work = plain_copy(policy)
         sft = self._sft if context.deepspeed is None and not opts.beta else self._sft_loop
-        stats["sft_loss"] = sft(work, kept, context)
+        stats |= sft(work, kept, context)
         load_weights(policy, plain_state_dict(work.model))
         return stats
 
@@ -168,10 +168,11 @@ class RestEM(RLAlgorithm):
         return LoraConfig(r=opts.lora_r, lora_alpha=opts.lora_alpha, lora_dropout=0.0,
                           target_modules="all-linear", task_type="CAUSAL_LM")
 
-    def _sft_loop(self, work: LoadedModel, kept: list[Rollout], context: UpdateContext) -> float:
+    def _sft_loop(self, work: LoadedModel, kept: list[Rollout], context: UpdateContext) -> dict[str, float]:
         """The M-step in our own loop: data-parallel under DeepSpeed ZeRO where the context gives
-        a config, else in this process; with ``beta`` the KL anchor to the initial policy added.
-        Leaves the merged result in ``work``."""
+        a config, else in this process; with ``beta`` the KL anchor to the initial policy added
+        (its mean over the M-step, ``kl``, goes to the round's metrics). Leaves the merged result
+        in ``work``."""
         from peft import get_peft_model
 
         opts = self.options
@@ -213,9 +214,9 @@ class RestEM(RLAlgorithm):
         loss = stats["loss"]
         log.info("rest-em: policy updated (own loop)", round=context.round, examples=len(kept), loss=round(loss, 4),
                  deepspeed=context.deepspeed is not None, beta=opts.beta, kl=stats.get("kl"))
-        return loss
+        return {"sft_loss": loss} | ({"kl": stats["kl"]} if "kl" in stats else {})
 
-    def _sft(self, work: LoadedModel, kept: list[Rollout], context: UpdateContext) -> float:
+    def _sft(self, work: LoadedModel, kept: list[Rollout], context: UpdateContext) -> dict[str, float]:
         import datasets
         from datasets import Dataset
         from transformers import PrinterCallback
@@ -260,7 +261,7 @@ class RestEM(RLAlgorithm):
             model.eval()
             work.model = model
         log.info("rest-em: policy updated", round=context.round, examples=len(rows), loss=round(result.training_loss, 4))
-        return float(result.training_loss)
+        return {"sft_loss": float(result.training_loss)}
 
 
 @hookimpl

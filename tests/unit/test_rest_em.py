@@ -228,6 +228,7 @@ def test_kl_anchor_holds_the_policy_near_the_initial_one(tmp_path):
         stats = algorithm(beta=beta, epochs=3, learning_rate=3e-3).update(
             policy, MIXED, context(tmp_path, lambda: load_model("tiny-random")))
         assert stats["n_kept"] == 2 and math.isfinite(stats["sft_loss"])
+        assert stats["kl"] >= 0  # the anchor's KL goes to the round's metrics
         ends[beta] = distance(policy)
     assert ends[50.0] < ends[1e-9]
     with pytest.raises(ValueError, match="beta"):
