@@ -1,6 +1,6 @@
 #!/bin/bash
 # the RL gain of configs/paper.yaml (round 1 - round 0), greedy and sampled, and what each round wrote
-cd /work/main
+cd "$(git rev-parse --show-toplevel)"
 R=benchmarks/results/2026-12-06-self-edit-or-steps
 D=runs/science/rl-paper
 S=${SEEDS:-$(ls -d $D/seed* | sort)}
