@@ -41,11 +41,12 @@ def test_the_tutorial_from_an_empty_folder_ends_with_its_tests_passing(tmp_path)
                 continue
             if words[:2] == ["pip", "install"]:  # into a folder of its own, not this environment
                 site = tmp_path / "site"
-                line = f"{sys.executable} -m pip install -q --no-deps --no-build-isolation --target {site} ."
+                command = f"{sys.executable} -m pip install -q --no-deps --no-build-isolation --target {site} ."
                 env["PYTHONPATH"] = str(site)
-            command = line.split("  #")[0].replace("/tmp/", f"{tmp_path}/")  # as written, its comment aside
-            command = command.replace("seal-run", f"{sys.executable} -m seal_core")
-            command = command.replace("python -m pytest", f"{sys.executable} -m pytest -q -p no:cacheprovider")
+            else:  # the doc's /tmp/ paths moved first: sys.executable may itself live under /tmp/
+                command = line.split("  #")[0].replace("/tmp/", f"{tmp_path}/")  # as written, its comment aside
+                command = command.replace("seal-run", f"{sys.executable} -m seal_core")
+                command = command.replace("python -m pytest", f"{sys.executable} -m pytest -q -p no:cacheprovider")
             done = subprocess.run(command, shell=True, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
             assert done.returncode == 0, f"`{line.strip()}` failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}"
             ran.append(words[0] if words[0] != "python" else " ".join(words[:3]))
