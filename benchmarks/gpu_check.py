@@ -70,9 +70,12 @@ FORMS = {
         # checkpoint; one 0.5B update ~26 s while its copy was initialised on the CPU (now
         # built on the GPU); the inner loop's reference path ~40 s per shape
         # one SEAL round of make run's config at the 0.5B shape (random weights: rewards are 0,
-        # so min_reward=-1 lets rest-em's update run)
+        # so min_reward=-1 lets rest-em's update run), at the size its cap was measured at: 3
+        # self-edits per passage, one inner run each, batch 8, no sampled held-out edits (make
+        # run's recipe scores 5 x 3 inner runs at batch 1: about 5x the inner work)
         "round_model": "random:qwen2.5-0.5b",
-        "round_sets": ["algorithm.min_reward=-1", "checkpoint=none"],
+        "round_sets": ["algorithm.min_reward=-1", "checkpoint=none", "edits_per_task=3", "inner_runs=1",
+                       "inner.batch_size=8", "eval_samples=0"],
         "caps": {"tests": 90, "runs": 200, "deepspeed": 100, "inner": 200, "round": 150},
         "ds_floor": True,
     },
@@ -85,7 +88,7 @@ FORMS = {
                        "--paths", "reference,lora,multi-lora-k8-fp32,multi-lora-k32-fp32"],
         "round_model": "random:qwen2-tiny",
         "round_sets": ["algorithm.min_reward=-1", "checkpoint=none", "domain.train_limit=2", "domain.eval_limit=2",
-                       "edits_per_task=2", "generator.max_new_tokens=16", "inner.epochs=1"],
+                       "edits_per_task=2", "generator.max_new_tokens=16", "inner.epochs=1", "inner_runs=1", "eval_samples=0"],
         "caps": {"tests": 400, "runs": 200, "deepspeed": 200, "inner": 500, "round": 200},  # 2-core CPU without AMX: 169, 291 s
         "ds_floor": True,
     },

@@ -13,6 +13,7 @@ COLUMNS = [
     ("round", "round"),
     ("eval_base", "eval base"),
     ("eval_adapted", "eval adapted"),
+    ("eval_sampled", "eval sampled"),
     ("eval_adapted_f1", "adapted F1"),
     ("train_reward_mean", "train reward"),
     ("train_score_after_mean", "train adapted"),
@@ -35,10 +36,13 @@ def _cell(value: Any, key: str = "") -> str:
 
 
 def results_table(metrics: list[dict[str, Any]]) -> str:
-    """A Markdown table, one row per round."""
-    head = "| " + " | ".join(title for _, title in COLUMNS) + " |"
-    rule = "|" + "|".join("---:" for _ in COLUMNS) + "|"
-    rows = ["| " + " | ".join(_cell(m.get(key), key) for key, _ in COLUMNS) + " |" for m in metrics]
+    """A Markdown table, one row per round; ``eval sampled`` only for runs that score sampled
+    self-edits on the held-out set (``eval_samples`` > 0)."""
+    columns = [(key, title) for key, title in COLUMNS
+               if key != "eval_sampled" or any(m.get(key) is not None for m in metrics)]
+    head = "| " + " | ".join(title for _, title in columns) + " |"
+    rule = "|" + "|".join("---:" for _ in columns) + "|"
+    rows = ["| " + " | ".join(_cell(m.get(key), key) for key, _ in columns) + " |" for m in metrics]
     return "\n".join([head, rule, *rows])
 
 
@@ -48,7 +52,8 @@ def write_results(run_dir: Path, metrics: list[dict[str, Any]], title: str) -> s
     text = (
         f"# {title}\n\n{table}\n\n"
         "eval base: held-out score of the student without adaptation. eval adapted: after "
-        "training on a greedy self-edit of the current policy. train reward: mean improvement "
+        "training on a greedy self-edit of the current policy (eval sampled, when the run scores them: "
+        "the mean over sampled self-edits, the distribution RL trains). train reward: mean improvement "
         "of the sampled self-edits over the student (what the RL algorithm learns from). "
         "greedy sim.: mean character similarity of the greedy self-edits to their passages (1 = a "
         "copy), sampled distinct-2: the share of unique word bigrams among a passage's sampled "

@@ -129,3 +129,13 @@ def test_results_table_has_the_collapse_columns():
     assert head[7:9] == ["greedy sim.", "sampled distinct-2"]
     assert [c.strip() for c in lines[2].strip("|").split("|")][7:9] == ["0.200", "0.600"]
     assert [c.strip() for c in lines[3].strip("|").split("|")][7:9] == ["-", "-"]
+
+
+def test_results_table_shows_eval_sampled_only_for_runs_that_score_sampled_edits():
+    greedy_only = results_table([{"round": 0, "eval_adapted": 0.3}]).splitlines()[0]
+    sampled = results_table([{"round": 0, "eval_adapted": 0.3, "eval_sampled": 0.25}, {"round": 1}]).splitlines()
+    assert "eval sampled" not in greedy_only
+    head = [c.strip() for c in sampled[0].strip("|").split("|")]
+    assert head[2:4] == ["eval adapted", "eval sampled"]
+    assert [c.strip() for c in sampled[2].strip("|").split("|")][2:4] == ["0.300", "0.250"]
+    assert [c.strip() for c in sampled[3].strip("|").split("|")][3] == "-"

@@ -445,3 +445,21 @@ def test_every_shipped_config_resolves(registry, path):
     """The configs the docs point at load and validate (a renamed option would otherwise surface
     only when a user runs them)."""
     resolve(load_raw(str(path), []), registry)
+
+
+def _flat(raw: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in raw.items():
+        out |= _flat(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value}
+    return out
+
+
+def test_make_runs_config_is_the_paper_recipe_with_a_smaller_held_out_set():
+    """``make run`` (configs/quickstart.yaml) runs the recipe docs/experiments.md measured
+    (configs/paper.yaml); only the held-out set, the number of rounds and the checkpoint differ."""
+    configs = Path(__file__).parents[2] / "configs"
+    quickstart, paper = (_flat(load_raw(str(configs / name), [])) for name in ("quickstart.yaml", "paper.yaml"))
+    sizing = {"rounds", "eval_samples", "checkpoint", "domain.eval_limit"}
+    assert quickstart.keys() == paper.keys()
+    assert {k: v for k, v in quickstart.items() if k not in sizing} == {k: v for k, v in paper.items() if k not in sizing}
+    assert (quickstart["rounds"], quickstart["domain.eval_limit"]) == (1, 6)
