@@ -244,7 +244,11 @@ def resolve(raw: dict[str, Any], registry: Any) -> Config:
             raise UnknownConfigKey(f"Unknown config key '{key}'.{hint} Allowed top-level keys: {', '.join(top_allowed)}.")
     run = build_dataclass(RunSection, {k: raw[k] for k in run_keys if k in raw}, "")
     setup = registry.get("setup", run.setup, key="setup")
-    model = build_dataclass(ModelSection, raw.get("model") or {}, "model")
+    given = raw.get("model") or {}
+    # a role set to null (--set model.policy=null) is unset: how a command drops a role its config file sets
+    if isinstance(given, dict):
+        given = {k: v for k, v in given.items() if not (k in MODEL_ROLES and v is None)}
+    model = build_dataclass(ModelSection, given, "model")
     wanted = tuple(getattr(setup, "model_keys", ()))
     for key in wanted:
         if not getattr(model, key, None):
@@ -252,13 +256,13 @@ def resolve(raw: dict[str, Any], registry: Any) -> Config:
                 f"Setup '{run.setup}' needs config key 'model.{key}' (a model spec: embedded, "
                 f"tiny-random, a hub id or a local path); set it with --set model.{key}=..."
             )
-    given = raw.get("model") or {}
     for key in MODEL_ROLES:
         if key not in wanted and given.get(key) is not None:
             raise ConfigError(
                 f"Config key 'model.{key}' = {given[key]!r} is set, but setup '{run.setup}' does not use it (it reads "
-                f"{', '.join(f'model.{k}' for k in wanted) or 'no model key'}). Drop model.{key}, or choose the setup "
-                "that uses it (setup=teacher-student reads model.teacher and model.student; single-model, model.policy)."
+                f"{', '.join(f'model.{k}' for k in wanted) or 'no model key'}). Drop model.{key} (from the command "
+                f"line, where a config file sets it: --set model.{key}=null), or choose the setup that uses it "
+                "(setup=teacher-student reads model.teacher and model.student; single-model, model.policy)."
             )
         if key not in wanted:
             setattr(model, key, None)  # the resolved config holds the models the run uses, no others

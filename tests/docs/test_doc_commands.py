@@ -110,7 +110,7 @@ def substitute(args: list[str], workspace: Path) -> list[str]:
     for arg in args:
         key, sep, value = arg.partition("=")
         if sep and key in ("model.policy", "model.teacher", "model.student") and not value.startswith(
-                ("runs/", "embedded", "tiny-random", "random:")):
+                ("runs/", "embedded", "tiny-random", "random:")) and value != "null":
             arg = f"{key}=tiny-random"
         elif arg == "model.device=cuda":
             arg = "model.device=cpu"

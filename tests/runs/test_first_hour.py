@@ -136,6 +136,17 @@ def test_a_model_role_the_setup_does_not_use_is_refused(tmp_path, capsys):
     assert resolved["model"]["policy"] is None and resolved["model"]["teacher"] == "tiny-random"
 
 
+def test_a_role_a_config_file_sets_is_dropped_with_null(capsys):
+    """configs/paper.yaml sets model.policy; its teacher-student variant drops it from the command line."""
+    paper = str(Path(__file__).resolve().parents[2] / "configs" / "paper.yaml")
+    roles = ["setup=teacher-student", "model.teacher=tiny-random", "model.student=tiny-random"]
+    assert main(["config", "--config", paper, *sets(roles)]) == 2
+    assert "--set model.policy=null" in capsys.readouterr().err
+    assert main(["config", "--config", paper, *sets([*roles, "model.policy=null"])]) == 0
+    resolved = yaml.safe_load(capsys.readouterr().out)
+    assert resolved["model"]["policy"] is None and resolved["model"]["student"] == "tiny-random"
+
+
 def test_config_checks_the_data(capsys):
     assert main(["config", "--set", "domain.source=nope.json"]) == 2
     assert "no such file or directory" in capsys.readouterr().err
