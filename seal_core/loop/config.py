@@ -321,13 +321,15 @@ def resolve(raw: dict[str, Any], registry: Any) -> Config:
         if section == "domain":
             domain_section = core
     assert domain_section is not None
-    held_out_options = {"eval_samples": run.eval_samples != 0, "eval_inner_runs": run.eval_inner_runs != 1,
-                        "match_steps": run.match_steps is not None}
-    if run.experiment != "single" and any(held_out_options.values()):
-        keys = ", ".join(key for key, given in held_out_options.items() if given)
-        raise ConfigError(f"Config key(s) {keys} set with experiment={run.experiment!r}: they shape how each held-out "
-                          "passage is adapted on its own (experiment=single), which cpt and continual do not do. Drop them, "
-                          "or use experiment=single.")
+    # each held-out option of experiment=single, and its value that turns it off
+    held_out_options = {"eval_samples": (run.eval_samples != 0, "0"), "eval_inner_runs": (run.eval_inner_runs != 1, "1"),
+                        "match_steps": (run.match_steps is not None, "null")}
+    if run.experiment != "single" and any(given for given, _ in held_out_options.values()):
+        keys = [key for key, (given, _) in held_out_options.items() if given]
+        off = " ".join(f"--set {key}={held_out_options[key][1]}" for key in keys)
+        raise ConfigError(f"Config key(s) {', '.join(keys)} set with experiment={run.experiment!r}: they shape how each "
+                          "held-out passage is adapted on its own (experiment=single), which cpt and continual do not do. "
+                          f"Drop them (where a config file sets them: {off}), or use experiment=single.")
     updater = registry.get("inner_updater", components["inner"])
     if run.experiment == "continual" and not getattr(updater, "can_merge", False):
         raise ConfigError(f"Config key 'experiment' = 'continual' merges each adaptation into the weights, which "

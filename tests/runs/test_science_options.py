@@ -115,7 +115,9 @@ def test_held_out_options_are_refused_where_no_passage_is_adapted_alone(registry
     from seal_core.api.errors import ConfigError
     from seal_core.loop.config import load_raw, resolve
 
-    for key in ("eval_samples=2", "eval_inner_runs=3", "match_steps=runs/x"):
-        with pytest.raises(ConfigError, match=key.split("=")[0]):
+    for key, off in (("eval_samples=2", "eval_samples=0"), ("eval_inner_runs=3", "eval_inner_runs=1"),
+                     ("match_steps=runs/x", "match_steps=null")):
+        with pytest.raises(ConfigError, match=f"--set {off}"):
             resolve(load_raw(None, ["experiment=cpt", key]), registry)
+        assert resolve(load_raw(None, ["experiment=cpt", key, off]), registry).run.experiment == "cpt"
     assert resolve(load_raw(None, ["eval_samples=2", "inner_runs=3"]), registry).run.eval_samples == 2
