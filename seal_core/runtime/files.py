@@ -196,8 +196,9 @@ class CorruptLine(SealError):
 
 def writable(directory: Path) -> None:
     """Refuse a directory this process cannot write (read-only, not ours, a full disk), before any
-    work: a probe file is written, made durable and removed."""
-    probe = directory / ".write-probe"
+    work: a probe file is written, made durable and removed. The probe's name is the process's own,
+    so that ranks probing one run directory at once do not remove each other's."""
+    probe = directory / f".write-probe-{os.getpid()}-{os.urandom(4).hex()}"
     with writing(directory, probe):
         with open(probe, "w", encoding="utf-8") as fh:
             fh.write("seal")

@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -80,7 +81,7 @@ def test_an_unwritable_directory_is_refused(tmp_path, monkeypatch):
     real_open = open
 
     def read_only(path, *args, **kwargs):
-        if str(path).endswith(".write-probe"):
+        if Path(path).name.startswith(".write-probe"):
             raise OSError(errno.EROFS, "Read-only file system")
         return real_open(path, *args, **kwargs)
 
@@ -88,6 +89,21 @@ def test_an_unwritable_directory_is_refused(tmp_path, monkeypatch):
     with pytest.raises(StorageError) as info:
         writable(tmp_path)
     assert "Read-only file system" in str(info.value) and str(tmp_path) in str(info.value)
+
+
+def test_two_processes_probing_one_directory_at_once_do_not_collide(tmp_path, monkeypatch):
+    """Ranks resuming one run probe its directory together (a torchrun test once failed on it)."""
+    real_fsync, nested = os.fsync, []
+
+    def fsync_then_another_probe(fd):  # another prober writes and removes its probe in between
+        real_fsync(fd)
+        if not nested:
+            nested.append(True)
+            writable(tmp_path)
+
+    monkeypatch.setattr(os, "fsync", fsync_then_another_probe)
+    writable(tmp_path)
+    assert nested and list(tmp_path.iterdir()) == []
 
 
 def test_a_resume_point_is_verified_and_a_damaged_one_refused(tmp_path):
