@@ -46,7 +46,7 @@ from seal_core.api.errors import NonFiniteLoss
 from seal_core.inner.compiling import compiled_layers
 from seal_core.inner import (LENGTHS_KWARG, LinearCrossEntropy, LoraOptions, Routing, StackedAdamW, StackedLoraLinear, clip_slots,
                              adapter_state, draw_init_seed, epoch_mean_below, learning_rate_at, pack_rows, packed_attention,
-                             peft_initial_a, seeded_lora_a, step_batches, steps_per_epoch, tokenize_examples,
+                             peft_initial_a, planned_steps, seeded_lora_a, step_batches, steps_per_epoch, tokenize_examples,
                              warn_if_truncated)
 from seal_core.api.types import LoadedModel, TrainingSet
 
@@ -147,6 +147,9 @@ class MultiLoraUpdater(InnerUpdater):
 
     def batch_capacity(self) -> int:
         return self.options.max_adapters
+
+    def planned_steps(self, data: TrainingSet) -> int:
+        return planned_steps(data, self.options)
 
     # -- wrapping ------------------------------------------------------------------------------
 

@@ -212,6 +212,13 @@ class InnerUpdater(Component):
         and the engine adapts one self-edit at a time."""
         return 1
 
+    def planned_steps(self, data: TrainingSet) -> int:
+        """How long :meth:`adapt_batch` trains ``data``, in optimizer steps (or any measure in
+        proportion to them). The engine fills each batch with self-edits of similar length, so
+        that a batch does not run its longest self-edit's steps for one row; the default, the
+        number of examples, is in proportion for updaters that train every example equally often."""
+        return len(data.examples)
+
     def adapt_batch(self, student: LoadedModel, datas: list[TrainingSet], seeds: list[int]) -> "AdaptedBatch":
         """Fine-tune one adapted model per training set, all held by ``student``; ``seeds[j]``
         seeds ``datas[j]``'s randomness (what :meth:`adapt` would draw after ``seed_all(seeds[j])``).

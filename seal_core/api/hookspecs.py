@@ -119,7 +119,8 @@ def seal_register_inner_updaters(register: Callable[[Any], None]) -> None:
     :class:`seal_core.EditRejected` from ``adapt`` for a self-edit that cannot be applied.
     Optionally, ``batch_capacity()`` > 1 and ``adapt_batch(student, datas, seeds)`` train
     several self-edits at once (see :class:`seal_core.api.components.AdaptedBatch`); the engine
-    then hands it batches of that size. Optionally ``merge(student)`` keeps the current
+    then hands it batches of that size, filled longest training first by its
+    ``planned_steps(data)`` (default: the number of examples). Optionally ``merge(student)`` keeps the current
     adaptation in the weights (``experiment=continual`` needs it). Its ``Options`` dataclass
     declares its ``inner.*`` config keys. The built-ins' machinery is public in
     :mod:`seal_core.inner` (the one-at-a-time AdamW loop, peft injection, stacked LoRA layers and

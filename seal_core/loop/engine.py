@@ -199,6 +199,7 @@ class Engine:
                 group.append(scored)
                 if len(group) < per_task:
                     continue
+                group.sort(key=lambda one: -one.item.index)  # they finish in any order: the greedy one (-1) first
                 greedy, samples = group[0], group[1:]
                 extra = trained_counts(greedy)
                 if samples:

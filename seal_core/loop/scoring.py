@@ -61,30 +61,44 @@ class Scorer:
                            item.index, *([run] if run else []))
 
     def score_edits(self, rnd: int, items: list[EditItem], student: LoadedModel, runs: int = 1) -> Iterator[ScoredEdit]:
-        """Score each item; yields a :class:`ScoredEdit` per item, in order, as soon as it is scored.
+        """Score each item; yields a :class:`ScoredEdit` per item as soon as it is scored.
 
         With ``runs`` > 1 each item is adapted and scored ``runs`` times, with the inner seeds of
         runs 0.. ``runs - 1``, and scores their mean (:func:`mean_of_runs`; the SEAL code's
-        ``eval_times``). The student is back to its unadapted state whenever an item is yielded. An
-        updater that trains several self-edits at once gets the (item, run) pairs in batches of its
-        capacity (a batch may hold runs of several items; more pairs than it holds train in
-        several batches); the others get one at a time. A Ctrl-C raises here, between batches.
+        ``eval_times``). The student is back to its unadapted state whenever an item is yielded.
+        The updaters that adapt one self-edit at a time get the items in order, and the items are
+        yielded in order. An updater that trains several at once gets the (item, run) pairs in
+        batches of its capacity (a batch may hold runs of several items; more pairs than it holds
+        train in several batches), longest training first (:meth:`longest_first`), and the items
+        are yielded in that order. A Ctrl-C raises here, between batches.
         """
-        jobs = [(item, run) for item in items for run in range(runs)]
-        size = self.updater.batch_capacity()
+        size = max(self.updater.batch_capacity(), 1)
+        order = self.longest_first(items) if size > 1 else list(range(len(items)))
+        jobs = [(position, run) for position in order for run in range(runs)]
         done: dict[int, list[ScoredEdit]] = {}  # item position -> its runs scored so far
-        for start in range(0, len(jobs), max(size, 1)):
-            chunk = jobs[start:start + max(size, 1)]
-            scored = self.score_batch(rnd, chunk, student) if size > 1 else [self.score_edit(rnd, chunk[0][0], student, chunk[0][1])]
-            for position, one in zip(range(start, start + len(chunk)), scored):
-                parts = done.setdefault(position // runs, [])
+        for start in range(0, len(jobs), size):
+            chunk = jobs[start:start + size]
+            pairs = [(items[position], run) for position, run in chunk]
+            scored = self.score_batch(rnd, pairs, student) if size > 1 else [self.score_edit(rnd, pairs[0][0], student, pairs[0][1])]
+            for (position, _), one in zip(chunk, scored):
+                parts = done.setdefault(position, [])
                 parts.append(one)
                 if len(parts) == runs:
-                    yield mean_of_runs(done.pop(position // runs))
+                    yield mean_of_runs(done.pop(position))
             # Ctrl-C: stop only after the caller has stored every item of the finished batch
             # (under a launcher the ranks agree on stopping between waves, in scored_rows)
             if not distributed.active():
                 self.stop.check()
+
+    def longest_first(self, items: list[EditItem]) -> list[int]:
+        """The items' positions, the longest training first (the updater's ``planned_steps``;
+        ties and rejected self-edits keep their order, the rejected ones last). A batch then holds
+        self-edits of similar length: a batch trains for its longest self-edit's steps, and steps
+        that train one or two adapters cost nearly what a full one does. The order follows from
+        the items alone (no timing), so a rerun batches them the same way."""
+        datas, _ = self.workbench.training_sets([(item.task, item.edit) for item in items])
+        steps = [self.updater.planned_steps(data) if data is not None else 0 for data in datas]
+        return sorted(range(len(items)), key=lambda position: -steps[position])
 
     def score_batch(self, rnd: int, jobs: list[tuple[EditItem, int]], student: LoadedModel) -> list[ScoredEdit]:
         """:meth:`score_edit` for several (item, run) pairs with one ``adapt_batch`` (same seeds per pair)."""

@@ -121,3 +121,18 @@ def test_held_out_options_are_refused_where_no_passage_is_adapted_alone(registry
             resolve(load_raw(None, ["experiment=cpt", key]), registry)
         assert resolve(load_raw(None, ["experiment=cpt", key, off]), registry).run.experiment == "cpt"
     assert resolve(load_raw(None, ["eval_samples=2", "inner_runs=3"]), registry).run.eval_samples == 2
+
+
+def test_held_out_rows_keep_the_greedy_edit_first_whatever_order_the_edits_finish(tiny_run, monkeypatch):
+    """multi-lora's batches are filled longest training first, so a task's sampled self-edits can
+    finish before its greedy one: the row is the same as when the greedy one finishes first."""
+    from seal_core.loop.scoring import Scorer
+
+    overrides = ("eval_samples=2", "rounds=1", "inner.max_adapters=2")
+    as_usual = rows(tiny_run(*overrides, name="usual") / "evaluations.jsonl")
+    ordered = Scorer.longest_first
+    monkeypatch.setattr(Scorer, "longest_first", lambda self, items: ordered(self, items)[::-1])
+    reversed_ = rows(tiny_run(*overrides, name="reversed") / "evaluations.jsonl")
+    keys = ("round", "task_id", "edit", "score_after", "sampled_edits", "sampled_scores")
+    assert [{k: e[k] for k in keys} for e in reversed_] == [{k: e[k] for k in keys} for e in as_usual]
+    assert any(e["edit"] not in e["sampled_edits"] for e in as_usual)  # the greedy edit is told apart

@@ -113,3 +113,24 @@ def test_sequential_updater_counts_its_steps_and_tokens(registry, fresh_tiny):
                  for t in data.texts)
     assert got.trained["tokens"] == 2 * tokens  # every token but the first is predicted, each epoch
     assert len(got.score.details["inner_runs"]) == 2
+
+
+def test_batches_are_filled_longest_training_first(registry, fresh_tiny, monkeypatch):
+    """multi-lora gets the (item, run) pairs ordered by planned steps, so a batch trains for
+    similar step counts; the scores are each item's own, whatever batch it lands in."""
+    small = scorer(registry, "inner.max_adapters=2", "inner.batch_size=1", "inner.learning_rate=0.01")
+    tasks = small.workbench.load_tasks()[0]
+    edits = ["One line.", "First line.\nSecond line.\nThird line.\nFourth line.", "One.\nTwo."]
+    items = [EditItem(tasks[i % len(tasks)], i, edit) for i, edit in enumerate(edits)]
+    steps = [small.updater.planned_steps(small.workbench.training_set(item.task, item.edit)) for item in items]
+    assert len(set(steps)) == 3  # three different lengths
+    assert small.longest_first(items) == sorted(range(3), key=lambda i: -steps[i])
+    calls = spy_batches(monkeypatch, small.updater)
+    scored = list(small.score_edits(0, items, fresh_tiny, runs=2))
+    packed = [seed for c in calls for seed in c["seeds"]]
+    longest = sorted(items, key=lambda item: -steps[item.index])
+    assert packed == [small.inner_seed(0, item, run) for item in longest for run in range(2)]
+    assert [s.item for s in scored] == longest  # yielded in the order they were trained
+    for got in scored:  # each run's score is that run trained alone
+        alone = [small.score_batch(0, [(got.item, run)], fresh_tiny)[0].score.value for run in range(2)]
+        assert got.score.details["inner_runs"] == pytest.approx(alone, rel=1e-4, abs=1e-4)
