@@ -35,11 +35,16 @@ def _cell(value: Any, key: str = "") -> str:
     return str(value)
 
 
+def shown(key: str, metrics: list[dict[str, Any]]) -> bool:
+    """Whether the table and the plot show ``key``: always, except ``eval_sampled``, which only
+    runs that score sampled held-out self-edits (``eval_samples`` > 0) have."""
+    return key != "eval_sampled" or any(m.get(key) is not None for m in metrics)
+
+
 def results_table(metrics: list[dict[str, Any]]) -> str:
     """A Markdown table, one row per round; ``eval sampled`` only for runs that score sampled
     self-edits on the held-out set (``eval_samples`` > 0)."""
-    columns = [(key, title) for key, title in COLUMNS
-               if key != "eval_sampled" or any(m.get(key) is not None for m in metrics)]
+    columns = [(key, title) for key, title in COLUMNS if shown(key, metrics)]
     head = "| " + " | ".join(title for _, title in columns) + " |"
     rule = "|" + "|".join("---:" for _ in columns) + "|"
     rows = ["| " + " | ".join(_cell(m.get(key), key) for key, _ in columns) + " |" for m in metrics]
@@ -77,7 +82,7 @@ def write_plot(path: Path, metrics: list[dict[str, Any]], title: str) -> None:
     lines = {label: [(m["round"], m.get(key)) for m in metrics]
              for key, label in (("eval_adapted", "adapted (greedy self-edit)"), ("eval_base", "no adaptation"),
                                 ("eval_sampled", "adapted (mean of sampled self-edits)"))
-             if key != "eval_sampled" or any(m.get(key) is not None for m in metrics)}
+             if shown(key, metrics)}
     collapse = {label: [(m["round"], m.get(key)) for m in metrics] for key, label in COLLAPSE_LINES
                 if any(m.get(key) is not None for m in metrics)}
     if not collapse:  # runs from before the collapse metrics
