@@ -22,7 +22,8 @@ def test_round_times_each_phase_of_round_1(tmp_path):
     assert result["scored"] == 2 * 2 + 2  # round 1: the sampled self-edits and the held-out ones
     assert set(result["phases"]) == {"eval_edits", "eval_base", "eval_adapt", "train_edits", "train_base",
                                      "train_adapt", "update", "checkpoint"}
-    assert 0 < sum(result["phases"].values()) <= result["round_seconds"]
+    # each phase is rounded to 0.01 s and the round to 0.1 s: their sum may pass it by the roundings
+    assert 0 < sum(result["phases"].values()) <= result["round_seconds"] + 0.05 + 0.005 * len(result["phases"])
     assert result["rollouts_per_minute"] == round(result["scored"] / (result["round_seconds"] / 60), 2)
     assert "| update |" in done.stdout
     metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
