@@ -53,7 +53,7 @@ def main() -> None:
     evaluator = workbench.evaluators()[1]
     scorer = Scorer(evaluator, workbench, StopFlag())
     if args.order == "as-written":  # the batches before longest-first: the items' own order
-        scorer.longest_first = lambda items: list(range(len(items)))
+        scorer.longest_first = lambda datas: list(range(len(datas)))
     recorded = [r for r in read_jsonl(args.run_dir / "rollouts.jsonl") if r["round"] == 0][:args.items]
     items = [EditItem(tasks[r["task_id"]], r["edit_index"], r["edit"]) for r in recorded]
 

@@ -17,7 +17,7 @@ import structlog
 
 from seal_core.api.components import Evaluator
 from seal_core.api.errors import EditRejected
-from seal_core.api.types import EditItem, LoadedModel, Score, ScoredEdit, TaskInstance
+from seal_core.api.types import EditItem, LoadedModel, Score, ScoredEdit, TaskInstance, TrainingSet
 from seal_core.loop.workbench import Workbench
 from seal_core.runtime import distributed
 from seal_core.runtime.seeding import derive_seed, seed_all
@@ -73,13 +73,20 @@ class Scorer:
         are yielded in that order. A Ctrl-C raises here, between batches.
         """
         size = max(self.updater.batch_capacity(), 1)
-        order = self.longest_first(items) if size > 1 else list(range(len(items)))
+        order = list(range(len(items)))
+        if size > 1:  # each training set made once: it orders the batches and trains
+            datas, reasons = self.workbench.training_sets([(item.task, item.edit) for item in items])
+            order = self.longest_first(datas)
         jobs = [(position, run) for position in order for run in range(runs)]
         done: dict[int, list[ScoredEdit]] = {}  # item position -> its runs scored so far
         for start in range(0, len(jobs), size):
             chunk = jobs[start:start + size]
             pairs = [(items[position], run) for position, run in chunk]
-            scored = self.score_batch(rnd, pairs, student) if size > 1 else [self.score_edit(rnd, pairs[0][0], student, pairs[0][1])]
+            if size > 1:
+                scored = self.score_batch(rnd, pairs, student, ([datas[p] for p, _ in chunk],
+                                                                {j: reasons[p] for j, (p, _) in enumerate(chunk) if p in reasons}))
+            else:
+                scored = [self.score_edit(rnd, pairs[0][0], student, pairs[0][1])]
             for (position, _), one in zip(chunk, scored):
                 parts = done.setdefault(position, [])
                 parts.append(one)
@@ -90,20 +97,24 @@ class Scorer:
             if not distributed.active():
                 self.stop.check()
 
-    def longest_first(self, items: list[EditItem]) -> list[int]:
-        """The items' positions, the longest training first (the updater's ``planned_steps``;
-        ties and rejected self-edits keep their order, the rejected ones last). A batch then holds
-        self-edits of similar length: a batch trains for its longest self-edit's steps, and steps
-        that train one or two adapters cost nearly what a full one does. The order follows from
-        the items alone (no timing), so a rerun batches them the same way."""
-        datas, _ = self.workbench.training_sets([(item.task, item.edit) for item in items])
+    def longest_first(self, datas: list[TrainingSet | None]) -> list[int]:
+        """The positions of the training sets ``datas`` (None: a rejected self-edit), the longest
+        training first (the updater's ``planned_steps``; ties keep their order, rejected ones
+        come last). A batch then holds self-edits of similar length: a batch trains for its
+        longest self-edit's steps, and steps that train one or two adapters cost nearly what a
+        full one does. The order follows from the self-edits alone (no timing), so a rerun
+        batches them the same way."""
         steps = [self.updater.planned_steps(data) if data is not None else 0 for data in datas]
-        return sorted(range(len(items)), key=lambda position: -steps[position])
+        return sorted(range(len(datas)), key=lambda position: -steps[position])
 
-    def score_batch(self, rnd: int, jobs: list[tuple[EditItem, int]], student: LoadedModel) -> list[ScoredEdit]:
-        """:meth:`score_edit` for several (item, run) pairs with one ``adapt_batch`` (same seeds per pair)."""
+    def score_batch(self, rnd: int, jobs: list[tuple[EditItem, int]], student: LoadedModel,
+                    sets: tuple[list[TrainingSet | None], dict[int, str]] | None = None) -> list[ScoredEdit]:
+        """:meth:`score_edit` for several (item, run) pairs with one ``adapt_batch`` (same seeds per
+        pair). ``sets``: the pairs' training sets and {position: why} of the rejected ones, when
+        already made (``Workbench.training_sets``); made here otherwise."""
         items = [item for item, _ in jobs]
-        datas, reasons = self.workbench.training_sets([(item.task, item.edit) for item in items])
+        datas, reasons = sets if sets is not None else self.workbench.training_sets([(item.task, item.edit) for item in items])
+        reasons = dict(reasons)  # the updater's rejections are added below
         keep = [pos for pos in range(len(items)) if pos not in reasons]
         seeds = [self.inner_seed(rnd, *jobs[pos]) for pos in keep]
         seed_all(seeds[0] if seeds else 0)  # anything else random in the inner loop (dropout)

@@ -131,7 +131,7 @@ def test_held_out_rows_keep_the_greedy_edit_first_whatever_order_the_edits_finis
     overrides = ("eval_samples=2", "rounds=1", "inner.max_adapters=2")
     as_usual = rows(tiny_run(*overrides, name="usual") / "evaluations.jsonl")
     ordered = Scorer.longest_first
-    monkeypatch.setattr(Scorer, "longest_first", lambda self, items: ordered(self, items)[::-1])
+    monkeypatch.setattr(Scorer, "longest_first", lambda self, datas: ordered(self, datas)[::-1])
     reversed_ = rows(tiny_run(*overrides, name="reversed") / "evaluations.jsonl")
     keys = ("round", "task_id", "edit", "score_after", "sampled_edits", "sampled_scores")
     assert [{k: e[k] for k in keys} for e in reversed_] == [{k: e[k] for k in keys} for e in as_usual]

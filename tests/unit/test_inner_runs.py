@@ -124,7 +124,8 @@ def test_batches_are_filled_longest_training_first(registry, fresh_tiny, monkeyp
     items = [EditItem(tasks[i % len(tasks)], i, edit) for i, edit in enumerate(edits)]
     steps = [small.updater.planned_steps(small.workbench.training_set(item.task, item.edit)) for item in items]
     assert len(set(steps)) == 3  # three different lengths
-    assert small.longest_first(items) == sorted(range(3), key=lambda i: -steps[i])
+    datas, _ = small.workbench.training_sets([(item.task, item.edit) for item in items])
+    assert small.longest_first(datas) == sorted(range(3), key=lambda i: -steps[i])
     calls = spy_batches(monkeypatch, small.updater)
     scored = list(small.score_edits(0, items, fresh_tiny, runs=2))
     packed = [seed for c in calls for seed in c["seeds"]]
