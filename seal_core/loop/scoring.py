@@ -100,10 +100,11 @@ class Scorer:
     def longest_first(self, datas: list[TrainingSet | None]) -> list[int]:
         """The positions of the training sets ``datas`` (None: a rejected self-edit), the longest
         training first (the updater's ``planned_steps``; ties keep their order, rejected ones
-        come last). A batch then holds self-edits of similar length: a batch trains for its
-        longest self-edit's steps, and steps that train one or two adapters cost nearly what a
-        full one does. The order follows from the self-edits alone (no timing), so a rerun
-        batches them the same way."""
+        come last). A batch then holds self-edits of similar length, so it does not run its
+        longest self-edit's steps for one or two rows: fewer, fuller steps (on a 2-core CPU with
+        make run's recipe no faster, as each step's cost is mostly per token:
+        docs/reports/2026-12-07-batch-order.md). The order follows from the self-edits alone (no
+        timing), so a rerun batches them the same way."""
         steps = [self.updater.planned_steps(data) if data is not None else 0 for data in datas]
         return sorted(range(len(datas)), key=lambda position: -steps[position])
 
