@@ -23,6 +23,7 @@ from typing import Any, Literal
 from seal_core.api.components import Evaluator
 from seal_core.api.types import Score, TaskInstance
 from seal_core.models.generation import generate_texts
+from seal_core.models.shared_prefix import SharedRows
 from seal_core.models.prompting import format_prompt
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
@@ -72,11 +73,14 @@ class QAEvaluator(Evaluator):
     name = "qa"
     Options = QAOptions
 
-    def answer(self, model: Any, tokenizer: Any, questions: list[str]) -> list[str]:
+    def answer(self, model: Any, tokenizer: Any, questions: list[str], shared: SharedRows | None = None) -> list[str]:
         """The model's answers, first line only, in one batched greedy generate call (a row stops
-        generating once its first line is complete)."""
+        generating once its first line is complete). The prompts' common prefix (chat template
+        and instruction) is computed once per model: ``shared`` says which rows run on which
+        adapter (None: all on ``model`` as it is)."""
         inputs = [format_prompt(tokenizer, QUESTION_PROMPT.format(question=q)) for q in questions]
-        outputs = generate_texts(model, tokenizer, inputs, max_new_tokens=self.options.max_new_tokens, first_line=True)
+        outputs = generate_texts(model, tokenizer, inputs, max_new_tokens=self.options.max_new_tokens, first_line=True,
+                                 shared=shared or SharedRows())
         return [(o.strip().splitlines() or [""])[0].strip() for o in outputs]
 
     def evaluate(self, model: Any, tokenizer: Any, task: TaskInstance) -> Score:
@@ -87,8 +91,8 @@ class QAEvaluator(Evaluator):
                         rows: Callable[[list[int]], AbstractContextManager]) -> list[Score]:
         """The questions of all tasks in one generate call, row by row on task j's adapted model."""
         owners = [j for j, task in enumerate(tasks) for _ in task.evaluation["questions"]]
-        with rows(owners):
-            predictions = self.answer(model, tokenizer, [q["question"] for t in tasks for q in t.evaluation["questions"]])
+        predictions = self.answer(model, tokenizer, [q["question"] for t in tasks for q in t.evaluation["questions"]],
+                                  SharedRows(owners, rows))
         scores, start = [], 0
         for task in tasks:
             questions = task.evaluation["questions"]

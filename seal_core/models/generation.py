@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
 import torch
+
+from seal_core.models.shared_prefix import SharedRows, shared_prefix_inputs
 
 #: prompts per generate call by default. Measured on the embedded model, 128-token self-edits, a
 #: 2-core CPU (benchmarks/results/2026-12-06-round-speed/generation_batch_size.txt): seconds per
@@ -53,7 +56,7 @@ def generate_texts(model: Any, tokenizer: Any, inputs: list[str], *, max_new_tok
     completions, the samples of one input next to each other, special tokens removed.
 
     ``sampling``: ``do_sample``, ``temperature``, ``top_p``, ``num_return_sequences``,
-    ``logits_processor`` and ``first_line``, as :func:`generate_samples` takes them (which this
+    ``logits_processor``, ``first_line`` and ``shared``, as :func:`generate_samples` takes them (which this
     calls without scores).
     """
     return [s.text for s in generate_samples(model, tokenizer, inputs, max_new_tokens=max_new_tokens,
@@ -74,6 +77,7 @@ def generate_samples(
     logits_processor: Any = None,
     scores: bool = True,
     first_line: bool = False,
+    shared: SharedRows | None = None,
 ) -> list[Sample]:
     """Complete each already-formatted input: ``len(inputs) * num_return_sequences`` samples
     (:class:`Sample`: text, drawn token ids, their log-probs under the processed distribution),
@@ -85,17 +89,26 @@ def generate_samples(
     ``first_line``: a row stops once its first line is complete (a newline after some text), for
     callers that read only the first line of the stripped completion: that line is what the full
     completion's would be, and the other rows compute what they would anyway.
+    ``shared``: which rows run on the same weights (:class:`SharedRows`); given, the prompts'
+    common prefix is computed once per group instead of once per row (one sample per input
+    only), and the generation runs inside ``shared.route``. None: every row computes its whole
+    prompt, on whatever the model is routed to.
     """
     if not inputs:
         return []
-    previous_side = tokenizer.padding_side
-    tokenizer.padding_side = "left"
-    try:
-        enc = tokenizer(inputs, return_tensors="pt", padding=True, add_special_tokens=False)
-    finally:
-        tokenizer.padding_side = previous_side
     device = next(model.parameters()).device
-    enc = {k: v.to(device) for k, v in enc.items()}
+    enc = None
+    if shared is not None and num_return_sequences == 1:
+        rows = tokenizer(inputs, add_special_tokens=False)["input_ids"]
+        enc = shared_prefix_inputs(model, rows, tokenizer.pad_token_id, shared, device)
+    if enc is None:
+        previous_side = tokenizer.padding_side
+        tokenizer.padding_side = "left"
+        try:
+            enc = tokenizer(inputs, return_tensors="pt", padding=True, add_special_tokens=False)
+        finally:
+            tokenizer.padding_side = previous_side
+        enc = {k: v.to(device) for k, v in enc.items()}
     sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p} if do_sample else {"do_sample": False}
     if logits_processor is not None:
         from transformers import LogitsProcessorList
@@ -103,15 +116,16 @@ def generate_samples(
         sampling["logits_processor"] = LogitsProcessorList([logits_processor])
     if first_line:
         sampling["stopping_criteria"] = [FirstLineDone(tokenizer, enc["input_ids"].shape[1])]
-    out = model.generate(
-        **enc,
-        max_new_tokens=max_new_tokens,
-        num_return_sequences=num_return_sequences,
-        pad_token_id=tokenizer.pad_token_id,
-        return_dict_in_generate=True,
-        output_scores=scores,
-        **sampling,
-    )
+    with shared.routed(shared.groups) if shared is not None else nullcontext():
+        out = model.generate(
+            **enc,
+            max_new_tokens=max_new_tokens,
+            num_return_sequences=num_return_sequences,
+            pad_token_id=tokenizer.pad_token_id,
+            return_dict_in_generate=True,
+            output_scores=scores,
+            **sampling,
+        )
     new_tokens = out.sequences[:, enc["input_ids"].shape[1]:]  # (N, S)
     texts = tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
     logprobs = None
