@@ -12,11 +12,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: round's cpu_name
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -28,13 +28,7 @@ from seal_core.models.shared_prefix import SharedRows, common_prefix  # noqa: E4
 from seal_core.api.types import TrainingSet  # noqa: E402
 from seal_domains.knowledge import KnowledgeDomain, KnowledgeOptions  # noqa: E402
 from seal_plugins.multi_lora import MultiLoraOptions, MultiLoraUpdater  # noqa: E402
-
-
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor()
+from round import cpu_name  # noqa: E402
 
 
 def main() -> None:

@@ -14,6 +14,7 @@ arithmetic differs from the plain path only in the order of float operations.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import weakref
 from collections.abc import Callable
@@ -46,8 +47,9 @@ class SharedRows:
             raise ValueError("SharedRows: a route needs the groups of the rows it routes")
 
     def routed(self, groups: list[int] | None) -> AbstractContextManager:
-        """The context that runs a batch whose row i is on group ``groups[i]``."""
-        return self.route(groups) if self.route is not None and groups is not None else nullcontext()
+        """The context that runs a batch whose row i is on group ``groups[i]`` (with a route,
+        groups are always given: ``__post_init__``)."""
+        return self.route(groups) if self.route is not None else nullcontext()
 
 
 def common_prefix(rows: list[list[int]]) -> int:
@@ -59,6 +61,7 @@ def common_prefix(rows: list[list[int]]) -> int:
     return n
 
 
+@functools.cache
 def _cache_name() -> str:
     """``generate``'s keyword for a cache: ``cache`` in recent transformers, ``past_key_values`` before."""
     from transformers import GenerationMixin
@@ -87,13 +90,14 @@ def shared_prefix_inputs(model: Any, rows: list[list[int]], pad_id: int, shared:
     groups = shared.groups if shared.groups is not None else [0] * len(rows)
     distinct = list(dict.fromkeys(groups))
     head = torch.tensor([rows[0][:prefix]] * len(distinct), device=device)
-    with shared.routed(distinct if shared.groups is not None else None):
+    with shared.routed(distinct):
         out = model(input_ids=head, use_cache=True, logits_to_keep=1)
     cache = getattr(out, name)
     if type(cache) is not DynamicCache or any(type(layer) is not DynamicLayer for layer in cache.layers):
         _UNSHAREABLE.add(model)
         return None
-    cache.reorder_cache(torch.tensor([distinct.index(g) for g in groups], device=device))
+    slot = {group: i for i, group in enumerate(distinct)}
+    cache.reorder_cache(torch.tensor([slot[g] for g in groups], device=device))
     width = max(len(row) for row in rows) - prefix
     ids = [row[:prefix] + [pad_id] * (width - len(row) + prefix) + row[prefix:] for row in rows]
     mask = [[1] * prefix + [0] * (width - len(row) + prefix) + [1] * (len(row) - prefix) for row in rows]

@@ -48,8 +48,8 @@ def assert_same(got, want, tolerance=TOLERANCE):
 
 
 def test_one_model_shares_its_prefix(fresh_tiny, monkeypatch):
-    """All rows on one model: the prefix is computed once (one row), and generation equals the
-    plain left-padded path."""
+    """All rows on one model: the shared path runs, and generation equals the plain left-padded
+    path."""
     model, tokenizer = fresh_tiny.model, fresh_tiny.tokenizer
     inputs = prompts(tokenizer)
     assert common_prefix(tokenizer(inputs, add_special_tokens=False)["input_ids"]) >= MIN_SHARED_TOKENS
